@@ -1,0 +1,8 @@
+# Copyright (c) mmdr1 contributors. All rights reserved.
+from .toy_data import TOY_PANOPTIC_CATEGORIES, make_toy_panoptic
+from .toy_panoptic import ToyInstanceDataset, ToyPanopticDataset
+
+__all__ = [
+    'TOY_PANOPTIC_CATEGORIES', 'make_toy_panoptic', 'ToyPanopticDataset',
+    'ToyInstanceDataset'
+]
