@@ -18,7 +18,6 @@ import glob
 import os
 import os.path as osp
 from importlib.util import find_spec
-
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))

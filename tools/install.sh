@@ -7,10 +7,10 @@
 #
 # Steps (see ../README.md "Installation" and the traps in the spec
 # mmdet_stack.md section 7):
-#   1. build tools: setuptools<81 (pkg_resources is needed by openmim 0.3.x,
-#      mmengine 0.10.7 and mmcv's setup.py; 81 warns on every import), wheel, ninja;
-#   2. torch: the one already installed is used; with none, torch==2.13.0
+#   1. torch: the one already installed is used; with none, torch==2.13.0
 #      (CPU). GPU users install their CUDA torch first;
+#   2. build tools: setuptools<81 (pkg_resources is needed by openmim 0.3.x,
+#      mmengine 0.10.7 and mmcv's setup.py; 81 warns on every import), wheel, ninja;
 #   3. mmcv 2.1.0 with compiled ops: a fitting wheel from the wheel cache
 #      ($MMDR1_WHEEL_CACHE), else built from the PyPI source release with
 #      --no-build-isolation (about 10 minutes on 2 cores for CPU ops) and
@@ -62,21 +62,25 @@ ensure_pinned() {
 START=$(date +%s)
 log "python: $("$PY" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
 
-# 1. Build tools. setuptools 82 removed pkg_resources (spec 7.4); 81 warns
-# about it on every `mim` call, so stay below 81 (torch 2.13 needs >=77).
-if ! py_ok "import pkg_resources, wheel, ninja" ||
-    ! py_ok "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) >= 81)"; then
-    log 'installing build tools (setuptools<81, wheel, ninja)'
-    pip_install 'setuptools<81' wheel ninja
-fi
-
-# 2. torch: keep the installed one.
+# 1. torch: keep the installed one.
 if py_ok 'import torch'; then
     log "using installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
 else
     log 'no torch found: installing torch==2.13.0 (CPU build here; GPU users: install your CUDA torch first)'
-    pip_install torch==2.13.0
+    pip_install torch==2.13.0 'setuptools<81'
 fi
+# 2. Build tools, after torch (which asks for setuptools>=77): setuptools 82
+# removed pkg_resources (spec 7.4) and 81 warns about it on every `mim` call.
+ensure_build_tools() {
+    if ! py_ok 'import pkg_resources, wheel, ninja' || ! py_ok "
+import setuptools, sys
+sys.exit(int(setuptools.__version__.split('.')[0]) >= 81)"; then
+        log 'installing build tools (setuptools<81, wheel, ninja)'
+        pip_install 'setuptools<81' wheel ninja
+    fi
+}
+ensure_build_tools
+
 TORCH_VERSION=$("$PY" -c 'import torch; print(torch.__version__)')
 
 # 3. mmcv with compiled ops, matching this torch.
@@ -92,6 +96,7 @@ from mmcv.ops import RoIAlign
 try_mmcv_wheel() {  # $1: wheel file; installs it and keeps it if it fits
     log "trying cached mmcv wheel $1"
     pip_install --no-deps --force-reinstall "$1" || return 1
+    pip_install "$1" || return 1  # mmcv's runtime dependencies
     if mmcv_fits; then
         return 0
     fi
@@ -143,11 +148,10 @@ else
         build_mmcv "$out"
         whl=$(ls -t "$out"/mmcv-"$MMCV_VERSION"-*.whl | head -n 1)
         pip_install --no-deps --force-reinstall "$whl"
+        pip_install "$whl"
         mmcv_fits || { log "freshly built $whl does not import"; exit 1; }
         log "stored $whl"
     fi
-    # mmcv's own runtime dependencies (addict, yapf, opencv, ...).
-    pip_install "mmcv==$MMCV_VERSION"
 fi
 
 # 4. The rest of the stack, pinned to the versions mmdr1 is tested with.
@@ -169,7 +173,8 @@ if ! py_ok 'import panopticapi.evaluation, panopticapi.utils'; then
     pip_install --no-deps panopticapi-lite==0.2.0
 fi
 py_ok 'import skimage' || { log 'installing scikit-image'; pip_install scikit-image; }
-py_ok 'import pytest' || { log 'installing pytest'; pip_install pytest; }
+
+ensure_build_tools  # in case a dependency moved setuptools
 
 # 5. mmdr1 itself, with its ops.
 if [ "${MMDR1_SKIP_SELF:-0}" != 1 ]; then

@@ -1,0 +1,2 @@
+# Copyright (c) mmdr1 contributors. All rights reserved.
+from .layers import *  # noqa: F401,F403
