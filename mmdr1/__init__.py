@@ -7,13 +7,28 @@
 ``custom_imports=dict(imports=['mmdr1'])``. It also lets mmengine checkpoints
 load on torch >= 2.6 (see :mod:`mmdr1.utils.checkpoint`).
 
-The compiled ops live in :mod:`mmdr1.ops`, which imports without mmdet.
+The compiled ops live in :mod:`mmdr1.ops`, which imports without mmdet:
+where mmdet is not installed, ``import mmdr1`` registers nothing.
 """
-from .utils.checkpoint import allow_mmengine_checkpoints
+from importlib.util import find_spec
+
 from .version import __version__, version_info
 
-allow_mmengine_checkpoints()
 
-from . import datasets, models  # noqa: E402  (registers the components)
+def _mmdet_installed() -> bool:
+    """Whether mmdet can be found (without importing it)."""
+    try:
+        return find_spec('mmdet') is not None
+    except (ImportError, ValueError):
+        return False
 
-__all__ = ['__version__', 'version_info', 'datasets', 'models']
+
+# Without mmdet only the compiled ops (``mmdr1.ops``, torch alone) are usable,
+# so that kernels can be built and tested on their own.
+if _mmdet_installed():
+    from . import datasets, models  # noqa: F401  (registers the components)
+    from .utils.checkpoint import allow_mmengine_checkpoints
+
+    allow_mmengine_checkpoints()
+
+__all__ = ['__version__', 'version_info']
