@@ -144,25 +144,19 @@ void backward_kernel(const scalar_t* grad_output, scalar_t* grad_input,
 
 }  // namespace
 
+// Shapes and dtypes are set by the public entry points in
+// ../aligned_upsample.cpp, which allocate `output` / `grad_input` from their
+// input; only the device and memory layout are checked here.
 void aligned_upsample_forward_cpu(Tensor input, Tensor output,
                                   const int64_t factor) {
   CHECK_CPU_INPUT(input);
   CHECK_CPU_INPUT(output);
-  TORCH_CHECK(input.scalar_type() == output.scalar_type(),
-              "aligned_upsample_forward_cpu: dtype mismatch");
-  const int64_t height = input.size(2);
-  const int64_t width = input.size(3);
-  TORCH_CHECK(output.size(0) == input.size(0) &&
-                  output.size(1) == input.size(1) &&
-                  output.size(2) == height * factor &&
-                  output.size(3) == width * factor,
-              "aligned_upsample_forward_cpu: bad output size");
   const int64_t planes = input.size(0) * input.size(1);
   AT_DISPATCH_FLOATING_TYPES(
       input.scalar_type(), "aligned_upsample_forward_cpu", [&] {
         forward_kernel<scalar_t>(input.data_ptr<scalar_t>(),
-                                 output.data_ptr<scalar_t>(), planes, height,
-                                 width, factor);
+                                 output.data_ptr<scalar_t>(), planes,
+                                 input.size(2), input.size(3), factor);
       });
 }
 
@@ -170,21 +164,13 @@ void aligned_upsample_backward_cpu(Tensor grad_output, Tensor grad_input,
                                    const int64_t factor) {
   CHECK_CPU_INPUT(grad_output);
   CHECK_CPU_INPUT(grad_input);
-  TORCH_CHECK(grad_output.scalar_type() == grad_input.scalar_type(),
-              "aligned_upsample_backward_cpu: dtype mismatch");
-  const int64_t height = grad_input.size(2);
-  const int64_t width = grad_input.size(3);
-  TORCH_CHECK(grad_output.size(0) == grad_input.size(0) &&
-                  grad_output.size(1) == grad_input.size(1) &&
-                  grad_output.size(2) == height * factor &&
-                  grad_output.size(3) == width * factor,
-              "aligned_upsample_backward_cpu: bad grad_output size");
   const int64_t planes = grad_input.size(0) * grad_input.size(1);
   AT_DISPATCH_FLOATING_TYPES(
       grad_output.scalar_type(), "aligned_upsample_backward_cpu", [&] {
         backward_kernel<scalar_t>(grad_output.data_ptr<scalar_t>(),
                                   grad_input.data_ptr<scalar_t>(), planes,
-                                  height, width, factor);
+                                  grad_input.size(2), grad_input.size(3),
+                                  factor);
       });
 }
 

@@ -12,12 +12,12 @@ void AlignedUpsampleBackwardCUDAKernelLauncher(const Tensor grad_output,
                                                Tensor grad_input,
                                                const int64_t factor);
 
+// Shapes and dtypes are set by the public entry points in
+// ../aligned_upsample.cpp; only device and layout are checked here.
 void aligned_upsample_forward_cuda(Tensor input, Tensor output,
                                    const int64_t factor) {
   CHECK_CUDA_INPUT(input);
   CHECK_CUDA_INPUT(output);
-  TORCH_CHECK(input.scalar_type() == output.scalar_type(),
-              "aligned_upsample_forward_cuda: dtype mismatch");
   AlignedUpsampleForwardCUDAKernelLauncher(input, output, factor);
 }
 
@@ -25,8 +25,6 @@ void aligned_upsample_backward_cuda(Tensor grad_output, Tensor grad_input,
                                     const int64_t factor) {
   CHECK_CUDA_INPUT(grad_output);
   CHECK_CUDA_INPUT(grad_input);
-  TORCH_CHECK(grad_output.scalar_type() == grad_input.scalar_type(),
-              "aligned_upsample_backward_cuda: dtype mismatch");
   AlignedUpsampleBackwardCUDAKernelLauncher(grad_output, grad_input, factor);
 }
 
