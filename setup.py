@@ -115,8 +115,12 @@ if __name__ == '__main__':
         packages=find_packages(
             exclude=('ops', 'configs', 'tools', 'tests', 'tests.*')),
         include_package_data=True,
-        package_data={'mmdr1': ['.mim/configs/**/*.py', '.mim/tools/**/*.py',
-                                '.mim/tools/**/*.sh']},
+        package_data={
+            'mmdr1': [
+                '.mim/configs/**/*.py', '.mim/tools/**/*.py',
+                '.mim/tools/**/*.sh'
+            ]
+        },
         install_requires=[
             'mmengine>=0.10.0,<1.0', 'mmcv>=2.0.0rc4,<2.2.0',
             'mmdet>=3.3.0,<3.4', 'numpy', 'pycocotools'

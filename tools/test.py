@@ -14,9 +14,12 @@ if importlib.util.find_spec('mmdr1') is None:  # run from a source checkout
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmdr1  # noqa: E402,F401  (registers modules and checkpoint globals)
+# yapf: disable
 from mmdr1.utils.cli import (add_common_args, add_dump_metric,  # noqa: E402
                              build_runner, enable_tta, enable_visualization,
                              load_config, set_local_rank, setup_dynamo_cache)
+
+# yapf: enable
 
 
 def parse_args() -> argparse.Namespace:

@@ -27,9 +27,8 @@ def _source_py_files() -> List[Path]:
     for root, dirs, names in os.walk(REPO):
         dirs[:] = [
             d for d in dirs
-            if d not in SKIP_DIRS and not d.startswith('.')
-            and not d.endswith('.egg-info')
-            and not (Path(root) / d / 'pyvenv.cfg').exists()
+            if d not in SKIP_DIRS and not d.startswith('.') and not d.endswith(
+                '.egg-info') and not (Path(root) / d / 'pyvenv.cfg').exists()
         ]
         files.extend(Path(root) / n for n in names if n.endswith('.py'))
     return files

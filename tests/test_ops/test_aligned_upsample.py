@@ -20,7 +20,6 @@ from mmdr1.ops import (aligned_upsample, aligned_upsample_supported,
 op_module = importlib.import_module('mmdr1.ops.aligned_upsample')
 ext_loader = importlib.import_module('mmdr1.ops.ext_loader')
 
-
 requires_ext = pytest.mark.skipif(
     not ext_available(op_module.EXT_FUNCS),
     reason='mmdr1._ext is not built (python setup.py build_ext --inplace)')

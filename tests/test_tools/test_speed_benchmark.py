@@ -100,8 +100,8 @@ def tool() -> ModuleType:
 def configs(tmp_path_factory) -> list:
     root = tmp_path_factory.mktemp('speed_cfgs')
     paths = []
-    for name, text in (('tiny_retinanet', RETINANET_CFG),
-                       ('tiny_faster_rcnn', FASTER_RCNN_CFG)):
+    for name, text in (('tiny_retinanet', RETINANET_CFG), ('tiny_faster_rcnn',
+                                                           FASTER_RCNN_CFG)):
         path = root / f'{name}.py'
         path.write_text(text)
         paths.append(str(path))
@@ -111,10 +111,10 @@ def configs(tmp_path_factory) -> list:
 def test_set_full_detections_nested(tool):
     test_cfg = ConfigDict(
         rpn=dict(nms_pre=1000, max_per_img=1000, score_thr=0.3),
-        rcnn=dict(
-            score_thr=0.05, max_per_img=50, nms=dict(iou_threshold=0.5)),
+        rcnn=dict(score_thr=0.05, max_per_img=50, nms=dict(iou_threshold=0.5)),
         panoptic=dict(score_thr=0.6, max_per_img=100, mask_overlap=0.5),
-        stages=[dict(score_thr=0.1, max_num=20), dict(mask_thr=0.5)])
+        stages=[dict(score_thr=0.1, max_num=20),
+                dict(mask_thr=0.5)])
     changes = tool.set_full_detections(test_cfg, max_per_img=100)
     assert test_cfg.rpn.score_thr == 0
     assert test_cfg.rcnn.score_thr == 0
@@ -265,9 +265,16 @@ def test_counts_and_flops_fallbacks(tool):
     flops, reason = tool.count_flops(Broken(), {})
     assert flops is None and 'cannot trace this' in reason
     result = dict(
-        name='broken', median_ms=2., min_ms=1., ratio=1., params=10**6,
-        flops=None, flops_note=reason, peak_mem_bytes=0.,
-        dets_per_img=[7], dets_source='roi_head.predict')
+        name='broken',
+        median_ms=2.,
+        min_ms=1.,
+        ratio=1.,
+        params=10**6,
+        flops=None,
+        flops_note=reason,
+        peak_mem_bytes=0.,
+        dets_per_img=[7],
+        dets_source='roi_head.predict')
     table = tool.format_table([result])
     row = next(line for line in table.splitlines()
                if line.startswith('broken'))

@@ -48,7 +48,9 @@ def _env() -> Dict[str, str]:
     return env
 
 
-def _run(args: List[str], cwd: Path, timeout: int = 300,
+def _run(args: List[str],
+         cwd: Path,
+         timeout: int = 300,
          check: bool = True) -> subprocess.CompletedProcess:
     """Run a command, return the result with stdout and stderr merged."""
     env = _env()
@@ -163,8 +165,7 @@ def test_resume_and_load_from(toy_dir: Path, trained: Path) -> None:
     resume_dir = toy_dir / 'work_resume'
     proc = _run(
         _tool('train.py', str(TOY_CONFIG), '--work-dir', str(resume_dir),
-              '--resume', str(ckpt), '--cfg-options', *longer, *more),
-        toy_dir)
+              '--resume', str(ckpt), '--cfg-options', *longer, *more), toy_dir)
     assert 'resumed epoch: 0, iter: 2' in proc.stdout
     assert (resume_dir / 'iter_3.pth').is_file()
 
@@ -189,8 +190,9 @@ def test_mim_train_and_test(toy_dir: Path) -> None:
     work_dir = toy_dir / 'work_mim'
     options = [
         o.replace('max_iters=2', 'max_iters=1').replace(
-            'val_interval=2', 'val_interval=100').replace(
-                'checkpoint.interval=2', 'checkpoint.interval=1')
+            'val_interval=2',
+            'val_interval=100').replace('checkpoint.interval=2',
+                                        'checkpoint.interval=1')
         for o in FAST_OPTIONS
     ]
     mim = [sys.executable, '-m', 'mim']

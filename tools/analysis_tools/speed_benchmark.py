@@ -296,8 +296,7 @@ def set_full_detections_in_model(model: nn.Module,
                 key in part for part in name.split('.')
                 for key in PROPOSAL_KEYS)
             changes.extend(
-                set_full_detections(test_cfg, max_per_img, prefix,
-                                    proposals))
+                set_full_detections(test_cfg, max_per_img, prefix, proposals))
     return changes
 
 
@@ -331,13 +330,14 @@ def load_config(path: str,
     return cfg
 
 
-def build_model_from_cfg(cfg: Union[Config, str],
-                         device: str = 'cpu',
-                         full_detections: bool = True,
-                         max_per_img: int = 100,
-                         seed: int = 0,
-                         cfg_options: Optional[Dict[str, Any]] = None
-                         ) -> Tuple[nn.Module, List[str]]:
+def build_model_from_cfg(
+    cfg: Union[Config, str],
+    device: str = 'cpu',
+    full_detections: bool = True,
+    max_per_img: int = 100,
+    seed: int = 0,
+    cfg_options: Optional[Dict[str,
+                               Any]] = None) -> Tuple[nn.Module, List[str]]:
     """Build a model with random weights in eval mode.
 
     Pretrained initialisations are stripped (nothing is downloaded), the
@@ -451,8 +451,8 @@ class _TensorModeForward(nn.Module):
         self.data_samples = data_samples
 
     def forward(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        return tuple(_flatten_tensors(
-            self.model._forward(inputs, self.data_samples)))
+        return tuple(
+            _flatten_tensors(self.model._forward(inputs, self.data_samples)))
 
 
 def _flatten_tensors(obj: Any) -> List[torch.Tensor]:
@@ -693,8 +693,7 @@ def benchmark(configs: Sequence[str],
             res['flops'] = None if flops is None else flops / batch_size
             if flops is not None and getattr(model, 'with_roi_head', False):
                 note = ('RoI heads counted on all RPN proposals (as in '
-                        'mmdet\'s tensor-mode _forward); ' + note).rstrip(
-                            '; ')
+                        'mmdet\'s tensor-mode _forward); ' + note).rstrip('; ')
             res['flops_note'] = note
         else:
             res['flops'], res['flops_note'] = None, 'skipped (--no-flops)'
@@ -705,8 +704,7 @@ def benchmark(configs: Sequence[str],
     _sync(device)
 
     for model, res in zip(models, results):
-        counts, source, peak = profile_once(model, make_batch(images),
-                                            device)
+        counts, source, peak = profile_once(model, make_batch(images), device)
         res['dets_per_img'] = counts
         res['dets_source'] = source
         res['peak_mem_bytes'] = peak

@@ -109,8 +109,7 @@ model = dict(
         loss_seg=dict(
             type=CrossEntropyLoss, ignore_index=255, loss_weight=0.5)),
     panoptic_fusion_head=dict(
-        type=HeuristicFusionHead, num_things_classes=80,
-        num_stuff_classes=53),
+        type=HeuristicFusionHead, num_things_classes=80, num_stuff_classes=53),
     train_cfg=dict(
         rpn=dict(
             assigner=dict(
