@@ -1,6 +1,7 @@
 # Copyright (c) mmdr1 contributors. All rights reserved.
 from .toy_data import TOY_PANOPTIC_CATEGORIES, make_toy_panoptic
 from .toy_panoptic import ToyInstanceDataset, ToyPanopticDataset
+from .transforms import *  # noqa: F401,F403
 
 __all__ = [
     'TOY_PANOPTIC_CATEGORIES', 'make_toy_panoptic', 'ToyPanopticDataset',

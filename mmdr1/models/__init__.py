@@ -1,2 +1,3 @@
 # Copyright (c) mmdr1 contributors. All rights reserved.
 from .layers import *  # noqa: F401,F403
+from .seg_heads import *  # noqa: F401,F403

@@ -1,0 +1,4 @@
+# Copyright (c) mmdr1 contributors. All rights reserved.
+from .thing_semantic import GenerateThingSemanticSeg
+
+__all__ = ['GenerateThingSemanticSeg']
