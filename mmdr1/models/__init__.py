@@ -1,3 +1,4 @@
 # Copyright (c) mmdr1 contributors. All rights reserved.
+from .dense_heads import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .seg_heads import *  # noqa: F401,F403
