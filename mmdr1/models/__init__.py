@@ -1,4 +1,5 @@
 # Copyright (c) mmdr1 contributors. All rights reserved.
 from .dense_heads import *  # noqa: F401,F403
+from .detectors import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .seg_heads import *  # noqa: F401,F403
