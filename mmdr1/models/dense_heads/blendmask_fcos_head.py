@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+from mmcv.cnn import ConvModule
 from mmdet.models.dense_heads import FCOSHead
 from mmdet.models.utils import (filter_scores_and_topk, multi_apply,
                                 select_single_mlvl)
@@ -95,6 +96,13 @@ class BlendMaskFCOSHead(FCOSHead):
             boxes. Defaults to True.
         clip_boxes (bool): Clip decoded boxes to the image. Defaults to
             False.
+        num_share_convs (int): Convs of the tower shared by the class and
+            box branches, run before them (``FCOS.NUM_SHARE_CONVS``, spec
+            5.1; 3 in the 550 and RT configs, section 11.3, which also set
+            ``stacked_convs=0``). Same conv / norm / bias as the branch
+            towers; the top layer then sees the shared tower's output when
+            ``stacked_convs=0`` (spec 7). Needs ``in_channels ==
+            feat_channels``. Defaults to 0.
         strides (tuple[int]): FPN strides of P3-P7. Defaults to
             (8, 16, 32, 64, 128) (spec 5.1).
         regress_ranges (RangeType): Size-of-interest ranges (spec 5.3).
@@ -122,6 +130,7 @@ class BlendMaskFCOSHead(FCOSHead):
                  thresh_with_ctr: bool = True,
                  giou_smoothing: bool = True,
                  clip_boxes: bool = False,
+                 num_share_convs: int = 0,
                  strides: Tuple[int, ...] = (8, 16, 32, 64, 128),
                  regress_ranges: RangeType = ((-1, 64), (64, 128), (128, 256),
                                               (256, 512), (512, INF)),
@@ -148,6 +157,10 @@ class BlendMaskFCOSHead(FCOSHead):
         self.thresh_with_ctr = thresh_with_ctr
         self.giou_smoothing = giou_smoothing
         self.clip_boxes = clip_boxes
+        if num_share_convs < 0:
+            raise ValueError(
+                f'num_share_convs must be >= 0, got {num_share_convs}')
+        self.num_share_convs = num_share_convs
         super().__init__(
             num_classes=num_classes,
             in_channels=in_channels,
@@ -166,7 +179,25 @@ class BlendMaskFCOSHead(FCOSHead):
 
     def _init_layers(self) -> None:
         """Build FCOS layers, drop the ``Scale`` s if asked, add top layer."""
+        if (self.num_share_convs > 0 or self.stacked_convs == 0) and \
+                self.in_channels != self.feat_channels:
+            raise ValueError(
+                'BlendMaskFCOSHead: a shared tower (num_share_convs='
+                f'{self.num_share_convs}) or stacked_convs=0 needs '
+                f'in_channels ({self.in_channels}) == feat_channels '
+                f'({self.feat_channels})')
         super()._init_layers()
+        self.share_convs = nn.ModuleList([
+            ConvModule(
+                self.feat_channels,
+                self.feat_channels,
+                3,
+                stride=1,
+                padding=1,
+                conv_cfg=self.conv_cfg,
+                norm_cfg=self.norm_cfg,
+                bias=self.conv_bias) for _ in range(self.num_share_convs)
+        ])
         if not self.use_scale:
             # Parameter-free stand-ins keep FCOSHead.forward unchanged.
             self.scales = nn.ModuleList([nn.Identity() for _ in self.strides])
@@ -208,6 +239,8 @@ class BlendMaskFCOSHead(FCOSHead):
             tuple[Tensor]: cls score (N, C, H, W), bbox pred (N, 4, H, W),
             centerness (N, 1, H, W), top feats (N, K*M*M, H, W).
         """
+        for share_layer in self.share_convs:
+            x = share_layer(x)
         cls_score, bbox_pred, cls_feat, reg_feat = super(
             FCOSHead, self).forward_single(x)
         if self.centerness_on_reg:

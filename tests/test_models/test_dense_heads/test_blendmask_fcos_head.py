@@ -88,6 +88,38 @@ def test_scales_option():
     assert len(names) == len(STRIDES)
 
 
+def test_shared_tower():
+    # 550 / RT configs (spec 11.3): 3 shared convs, no branch convs; the
+    # top layer and all predictors see the shared tower's output.
+    torch.manual_seed(0)
+    head = make_head(num_share_convs=3, stacked_convs=0)
+    assert len(head.share_convs) == 3 and len(head.cls_convs) == 0
+    names = [n for n, _ in head.named_parameters()]
+    assert 'share_convs.2.conv.weight' in names
+    assert 'share_convs.2.gn.weight' in names
+    head.init_weights()
+    assert abs(head.share_convs[0].conv.weight.std().item() - 0.01) < 2e-3
+    feats = make_feats(1, 8, 8)
+    outs = head(feats)
+    shared = feats[0]
+    for layer in head.share_convs:
+        shared = layer(shared)
+    assert torch.allclose(outs[3][0], head.top_layer(shared), atol=1e-6)
+    assert torch.allclose(outs[0][0], head.conv_cls(shared), atol=1e-6)
+    # Shared tower followed by branch towers also works.
+    head = make_head(num_share_convs=1, stacked_convs=1)
+    assert all(o[0].shape[-2:] == (8, 8) for o in head(feats))
+
+
+def test_shared_tower_bad_args():
+    with pytest.raises(ValueError, match='num_share_convs'):
+        make_head(num_share_convs=-1)
+    with pytest.raises(ValueError, match='in_channels'):
+        make_head(num_share_convs=2, feat_channels=16)
+    with pytest.raises(ValueError, match='in_channels'):
+        make_head(stacked_convs=0, feat_channels=16)
+
+
 def test_defaults_match_reference():
     head = make_head()
     assert tuple(head.strides) == STRIDES
@@ -100,6 +132,7 @@ def test_defaults_match_reference():
     assert head.test_cfg['max_per_img'] == 100
     assert head.score_sqrt and head.thresh_with_ctr
     assert head.giou_smoothing and not head.clip_boxes
+    assert head.num_share_convs == 0 and len(head.share_convs) == 0
 
 
 def test_top_layer_init():
