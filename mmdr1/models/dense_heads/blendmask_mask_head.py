@@ -49,8 +49,10 @@ class BlendMaskHead(BaseMaskHead):
     The auxiliary ``loss_basis_sem`` (spec section 6.3) is added when the
     basis returns semantic logits. Its target is a thing-semantic map per
     image at the padded batch input shape (0 = background, ``label + 1``
-    = thing, padding 0): a data sample's ``gt_sem_seg.sem_seg`` when it has
-    one (it must then follow that convention), otherwise painted here from
+    = thing, padding 0): the data sample's ``thing_sem_field`` (a
+    ``PixelData`` with ``sem_seg``) when it has one (it must then follow
+    that convention; a label beyond the thing classes raises), otherwise
+    painted here from
     ``gt_instances.masks`` / ``labels`` in instance order, later instances
     overwriting earlier ones (as the reference's
     ``prepare_thing_sem_from_instance.py``; ignored/crowd instances are
@@ -76,6 +78,12 @@ class BlendMaskHead(BaseMaskHead):
         loss_weight (float): ``INSTANCE_LOSS_WEIGHT``. Defaults to 1.0.
         mask_thr (float): Binarisation threshold of pasted masks.
             Defaults to 0.5.
+        thing_sem_field (str): Data-sample field holding the thing-semantic
+            target map. ``'gt_sem_seg'`` (default) suits instance data with
+            :class:`GenerateThingSemanticSeg` ``(seg_key='gt_seg_map')``;
+            panoptic data keeps its panoptic labels in ``gt_sem_seg``, so
+            panoptic configs use ``'gt_thing_sem_seg'`` (packed by
+            :class:`PackDetInputsWithThingSem`).
         train_cfg (dict, optional): Unused; accepted from the detector.
         test_cfg (dict, optional): Unused; accepted from the detector.
         init_cfg (dict or list[dict], optional): Initialization config.
@@ -86,6 +94,7 @@ class BlendMaskHead(BaseMaskHead):
                  blender: ConfigType = dict(type='Blender'),
                  loss_weight: float = 1.0,
                  mask_thr: float = 0.5,
+                 thing_sem_field: str = 'gt_sem_seg',
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
@@ -94,6 +103,7 @@ class BlendMaskHead(BaseMaskHead):
         self.blender = MODELS.build(blender)
         self.loss_weight = loss_weight
         self.mask_thr = mask_thr
+        self.thing_sem_field = thing_sem_field
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
 
@@ -151,9 +161,22 @@ class BlendMaskHead(BaseMaskHead):
             batch_img_metas=batch_img_metas,
             positive_infos=positive_infos)
         if sem_logits is not None:
-            sem_targets = self.get_sem_targets(batch_data_samples,
-                                               batch_gt_instances,
-                                               batch_img_metas, bases.device)
+            sem_targets = self.get_sem_targets(
+                batch_data_samples,
+                batch_gt_instances,
+                batch_img_metas,
+                bases.device,
+                field=self.thing_sem_field)
+            num_sem = sem_logits.shape[1]
+            if sem_targets.numel() and int(sem_targets.max()) >= num_sem:
+                raise ValueError(
+                    f'BlendMaskHead: the thing-semantic target (data-sample '
+                    f'field {self.thing_sem_field!r}) holds label '
+                    f'{int(sem_targets.max())}, but the basis predicts '
+                    f'{num_sem} classes (background + things). Panoptic data '
+                    "keep panoptic labels in 'gt_sem_seg': set "
+                    "mask_head.thing_sem_field='gt_thing_sem_seg' and pack "
+                    'it with PackDetInputsWithThingSem.')
             losses.update(self.basis.loss(sem_logits, sem_targets))
         return losses
 
@@ -161,7 +184,8 @@ class BlendMaskHead(BaseMaskHead):
     def get_sem_targets(batch_data_samples: SampleList,
                         batch_gt_instances: InstanceList,
                         batch_img_metas: List[dict],
-                        device: torch.device) -> Tensor:
+                        device: torch.device,
+                        field: str = 'gt_sem_seg') -> Tensor:
         """Thing-semantic maps at the batch input shape (see class doc).
 
         Args:
@@ -169,6 +193,8 @@ class BlendMaskHead(BaseMaskHead):
             batch_gt_instances (list[:obj:`InstanceData`]): GTs per image.
             batch_img_metas (list[dict]): Metas with ``batch_input_shape``.
             device (torch.device): Output device.
+            field (str): Data-sample field of a given map. Defaults to
+                ``'gt_sem_seg'``.
 
         Returns:
             Tensor: (B, H, W) long maps, 0 = background, ``label + 1`` =
@@ -180,8 +206,8 @@ class BlendMaskHead(BaseMaskHead):
                               device=device)
         for i, (sample,
                 gt) in enumerate(zip(batch_data_samples, batch_gt_instances)):
-            if 'gt_sem_seg' in sample:
-                sem = sample.gt_sem_seg.sem_seg.to(device)
+            if field in sample:
+                sem = sample.get(field).sem_seg.to(device)
                 sem = sem.reshape(sem.shape[-2:])[:pad_h, :pad_w]
                 targets[i, :sem.shape[0], :sem.shape[1]] = sem.long()
                 continue

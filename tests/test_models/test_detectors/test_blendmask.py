@@ -4,6 +4,7 @@ import copy
 import math
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from mmdet.models.roi_heads.mask_heads.fcn_mask_head import _do_paste_mask
@@ -311,3 +312,36 @@ def test_sem_targets_from_gt_sem_seg():
     t = BlendMaskHead.get_sem_targets([sample], [gt], metas, 'cpu')
     assert t.shape == (1, 32, 32) and t.dtype == torch.long
     assert t.sum() == 2 * 4 and t[0, 2, 3] == 2
+
+
+def test_sem_targets_from_other_field_and_range_check():
+    gt = InstanceData(
+        bboxes=torch.zeros((0, 4)),
+        labels=torch.zeros((0, ), dtype=torch.long),
+        masks=BitmapMasks(np.zeros((0, 20, 30), np.uint8), 20, 30))
+    sample = DetDataSample()
+    sample.gt_instances = gt
+    sample.gt_sem_seg = PixelData(
+        sem_seg=torch.full((1, 20, 30), 255, dtype=torch.uint8))
+    thing = torch.zeros((1, 20, 30), dtype=torch.uint8)
+    thing[0, :2, :2] = 3
+    sample.gt_thing_sem_seg = PixelData(sem_seg=thing)
+    metas = [dict(batch_input_shape=(32, 32))]
+    t = BlendMaskHead.get_sem_targets([sample], [gt],
+                                      metas,
+                                      'cpu',
+                                      field='gt_thing_sem_seg')
+    assert t.sum() == 3 * 4
+    # a model reading panoptic labels as thing targets raises clearly
+    model = build_model()
+    model.train()
+    data = model.data_preprocessor(make_data(), True)
+    for s in data['data_samples']:
+        h, w = s.img_shape
+        s.gt_sem_seg = PixelData(
+            sem_seg=torch.full((1, h, w), 255, dtype=torch.uint8))
+    with pytest.raises(ValueError, match='thing_sem_field'):
+        model(**data, mode='loss')
+    model.mask_head.thing_sem_field = 'gt_thing_sem_seg'
+    losses = model(**data, mode='loss')  # field absent: painted from GT
+    assert torch.isfinite(losses['loss_basis_sem'])
