@@ -1,0 +1,25 @@
+# Copyright (c) mmdr1 contributors. All rights reserved.
+"""BlendMask-550 R-50-FPN, 3x schedule (270k iterations) on COCO 2017.
+
+Mirrors AdelaiDet ``configs/BlendMask/550_R_50_3x.yaml``: the 550 1x
+config (:mod:`blendmask_550_r50_fpn_1x_coco`: FPN P3-P6, shared FCOS
+tower, 2 basis tower convs, 440..550 / 916 train, 550 / 916 test) with
+270k iterations and the learning rate steps at 210k and 250k.
+
+Published result (AdelaiDet ``configs/BlendMask/README.md``, COCO
+val2017): box AP 38.7, mask AP 34.5 (blendmask spec section 15.1).
+
+Train on 8 GPUs x 2 images::
+
+    mim train mmdr1 configs/blendmask/blendmask_550_r50_fpn_3x_coco.py \\
+        --gpus 8 --launcher pytorch
+"""
+from mmengine.config import read_base
+
+with read_base():
+    from .blendmask_550_r50_fpn_1x_coco import *
+
+max_iters = 270000
+train_cfg.update(dict(max_iters=max_iters, val_interval=max_iters))
+param_scheduler[1].update(dict(end=max_iters, milestones=[210000, 250000]))
+default_hooks.update(dict(checkpoint=dict(interval=30000)))
