@@ -54,6 +54,13 @@ train_pipeline = [
     dict(type=LoadImageFromFile, backend_args=backend_args),
     dict(
         type=LoadAnnotations, with_bbox=True, with_mask=True, poly2mask=False),
+    # The reference's thing-semantic map (crowd included), rasterised from
+    # the raw annotations at the original size; the geometric transforms
+    # below resize / flip it (nearest) as gt_seg_map.
+    dict(
+        type=GenerateThingSemanticSeg,
+        seg_key='gt_seg_map',
+        source='annotations'),
     # MIN_SIZE_TRAIN (256, 288, ..., 608), MAX_SIZE_TRAIN 900.
     dict(
         type=RandomChoiceResize,
@@ -61,7 +68,6 @@ train_pipeline = [
         resize_type=Resize,
         keep_ratio=True),
     dict(type=RandomFlip, prob=0.5),
-    dict(type=GenerateThingSemanticSeg, seg_key='gt_seg_map'),
     dict(type=PackDetInputs)
 ]
 test_pipeline = [

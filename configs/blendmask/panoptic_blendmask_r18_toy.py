@@ -126,7 +126,12 @@ train_pipeline = [
     dict(type=LoadPanopticAnnotations, backend_args=backend_args),
     dict(type=Resize, scale=(256, 256), keep_ratio=True),
     dict(type=RandomFlip, prob=0.5),
-    dict(type=GenerateThingSemanticSeg, seg_key='gt_thing_sem_seg'),
+    # thing pixels of the panoptic map (crowd included) -> 0 / label + 1
+    dict(
+        type=GenerateThingSemanticSeg,
+        seg_key='gt_thing_sem_seg',
+        source='panoptic',
+        num_things_classes=num_things_classes),
     dict(type=PackDetInputsWithThingSem)
 ]
 train_dataloader.update(dict(batch_size=2))

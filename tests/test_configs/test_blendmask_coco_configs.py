@@ -183,20 +183,29 @@ def test_data(name, depth, schedule, variant) -> None:
     names = [type_name(t) for t in train.pipeline]
     load_ann = 'LoadPanopticAnnotations' if panoptic else 'LoadAnnotations'
     pack = 'PackDetInputsWithThingSem' if panoptic else 'PackDetInputs'
-    assert names == [
-        'LoadImageFromFile', load_ann, 'RandomChoiceResize', 'RandomFlip',
-        'GenerateThingSemanticSeg', pack
-    ]
-    if not panoptic:
+    if panoptic:
+        assert names == [
+            'LoadImageFromFile', load_ann, 'RandomChoiceResize', 'RandomFlip',
+            'GenerateThingSemanticSeg', pack
+        ]
+        thing, resize, flip = (train.pipeline[i] for i in (4, 2, 3))
+        assert (thing.seg_key, thing.source) == ('gt_thing_sem_seg',
+                                                 'panoptic')
+        assert thing.num_things_classes == 80
+    else:
+        # rasterised from the annotations before the geometric transforms
+        assert names == [
+            'LoadImageFromFile', load_ann, 'GenerateThingSemanticSeg',
+            'RandomChoiceResize', 'RandomFlip', pack
+        ]
         assert train.pipeline[1].poly2mask is False
         assert train.pipeline[1].with_mask is True
-    resize = train.pipeline[2]
+        thing, resize, flip = (train.pipeline[i] for i in (2, 3, 4))
+        assert (thing.seg_key, thing.source) == ('gt_seg_map', 'annotations')
     assert [tuple(s) for s in resize.scales] == ref['train_scales']
     assert resize.keep_ratio is True
     assert type_name(dict(type=resize.resize_type)) == 'Resize'
-    assert train.pipeline[3].prob == 0.5
-    seg_key = 'gt_thing_sem_seg' if panoptic else 'gt_seg_map'
-    assert train.pipeline[4].seg_key == seg_key
+    assert flip.prob == 0.5
     # no min_size=32 filter in detectron2
     assert train.filter_cfg == dict(filter_empty_gt=True, min_size=0)
 
@@ -411,6 +420,11 @@ def test_instance_train_pipeline(tmp_path: Path, name: str,
         # 0 = background, label + 1 = thing ('person' 0, 'dog' 1 here)
         assert set(sem.unique().tolist()) <= {0, 1, 2}
         assert {1, 2} <= set(sem.unique().tolist())
+        # the crowd 'dog' region (rows 40-46 of 48, 20 of 64 columns) is
+        # painted too (reference npz, spec 6.4); no polygon reaches there
+        band = sem[0, int(41 / 48 * h):int(45 / 48 * h)]
+        assert (band == 2).sum(1).min() >= int(19 / 64 * w)
+        assert set(band.unique().tolist()) == {0, 2}
 
 
 @needs_panoptic
@@ -425,19 +439,25 @@ def test_panoptic_train_pipeline(tmp_path: Path) -> None:
         data_root=str(tmp_path),
         ann_file='annotations/panoptic_train.json',
         data_prefix=dict(img='train/', seg='annotations/panoptic_train/'))
+    num_things = len(ToyPanopticDataset.METAINFO['thing_classes'])
+    assert dataset_cfg.pipeline[4].num_things_classes == 80  # COCO
+    dataset_cfg.pipeline[4].num_things_classes = num_things  # toy data
     data = _first_sample(dataset_cfg)
     h, w = data['inputs'].shape[-2:]
     assert min(h, w) in range(640, 801, 32)
     sample = data['data_samples']
     thing = sample.gt_thing_sem_seg.sem_seg
     assert thing.shape == sample.gt_sem_seg.sem_seg.shape == (1, h, w)
-    num_things = len(ToyPanopticDataset.METAINFO['thing_classes'])
     values = set(thing.unique().tolist())
     assert values <= set(range(num_things + 1)) and len(values) > 1
     painted = torch.zeros((h, w), dtype=torch.bool)
     for mask in sample.gt_instances.masks.to_tensor(torch.bool, 'cpu'):
         painted |= mask
-    assert ((thing[0] > 0) == painted).all()
+    assert (thing[0][painted] > 0).all()
+    # every thing pixel of the panoptic map (crowd segments too)
+    pan = sample.gt_sem_seg.sem_seg[0]
+    assert torch.equal(thing[0] > 0, pan < num_things)
+    assert torch.equal(thing[0][pan < num_things], pan[pan < num_things] + 1)
 
 
 def test_config_chain_is_not_shared() -> None:

@@ -11,14 +11,14 @@ spec sections 6.4, 11.3 and 11.6):
 - images without instance annotations are dropped, but there is **no**
   ``min_size=32`` filter (mmdet's COCO config has one; detectron2 not);
 - the thing-semantic map of the basis module's auxiliary loss (0 =
-  background, ``label + 1`` = thing) is painted from the transformed
-  instance masks by ``GenerateThingSemanticSeg`` (instead of the
-  reference's precomputed ``thing_train2017/*.npz``) and packed as
-  ``data_sample.gt_sem_seg``. It is not padded by the data preprocessor
-  (no ``pad_seg``): ``BlendMaskHead`` pads it with 0. Known difference:
-  COCO's crowd regions are RLE, which ``LoadAnnotations(poly2mask=False)``
-  replaces by empty polygons, so they stay background in the map, while
-  the reference's npz paints them too (spec 6.4);
+  background, ``label + 1`` = thing, crowd regions included, later
+  annotations over earlier ones) is rasterised from the annotations by
+  ``GenerateThingSemanticSeg(source='annotations')`` right after loading,
+  instead of the reference's precomputed ``thing_train2017/*.npz``, and
+  then resized / flipped with nearest interpolation like the reference's
+  label files; it is packed as ``data_sample.gt_sem_seg``. It is not
+  padded by the data preprocessor (no ``pad_seg``): ``BlendMaskHead`` pads
+  it with 0;
 - evaluation: COCO bbox and segm AP on val2017.
 
 Expected layout: ``data/coco/{train2017,val2017}/`` and
@@ -41,6 +41,13 @@ train_pipeline = [
     dict(type=LoadImageFromFile, backend_args=backend_args),
     dict(
         type=LoadAnnotations, with_bbox=True, with_mask=True, poly2mask=False),
+    # The reference's thing-semantic map (crowd included), rasterised from
+    # the raw annotations at the original size; the geometric transforms
+    # below resize / flip it (nearest) as gt_seg_map.
+    dict(
+        type=GenerateThingSemanticSeg,
+        seg_key='gt_seg_map',
+        source='annotations'),
     # detectron2 MIN_SIZE_TRAIN (640, 672, ..., 800), MAX_SIZE_TRAIN 1333.
     dict(
         type=RandomChoiceResize,
@@ -48,8 +55,6 @@ train_pipeline = [
         resize_type=Resize,
         keep_ratio=True),
     dict(type=RandomFlip, prob=0.5),
-    # After every geometric transform: the map follows the final masks.
-    dict(type=GenerateThingSemanticSeg, seg_key='gt_seg_map'),
     dict(type=PackDetInputs)
 ]
 test_pipeline = [

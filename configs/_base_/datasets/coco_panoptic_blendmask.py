@@ -12,14 +12,14 @@ the semantic map (stuff labels, 255 = unlabelled).
 Reference data settings (spec sections 11.3 and 11.6), as the instance
 configs: train short side chosen from 640..800 (step 32), long side at most
 1333, flip 0.5; test 800 / 1333; images without thing instances dropped,
-no ``min_size`` filter. ``GenerateThingSemanticSeg`` paints the basis
-module's thing-semantic target (0 = background, ``label + 1`` = thing)
-into ``gt_thing_sem_seg``, which ``PackDetInputsWithThingSem`` packs as
+no ``min_size`` filter. ``GenerateThingSemanticSeg(source='panoptic')``
+takes the basis module's thing-semantic target (0 = background,
+``label + 1`` = thing) from the thing pixels of the panoptic map, crowd
+segments included as in the reference's npz (spec 6.4), into
+``gt_thing_sem_seg``, which ``PackDetInputsWithThingSem`` packs as
 ``data_sample.gt_thing_sem_seg`` next to the stuff map ``gt_sem_seg``
 (padded with 255 by the data preprocessor; the thing map is padded with 0
-by ``BlendMaskHead``). Known difference: ``CocoPanopticDataset`` gives no
-masks for crowd segments, so they stay background in the thing map, while
-the reference's npz paints them (spec 6.4). Evaluation: PQ on val2017
+by ``BlendMaskHead``). Evaluation: PQ on val2017
 (``CocoPanopticMetric``).
 
 Expected layout: ``data/coco/{train2017,val2017}/``,
@@ -51,7 +51,12 @@ train_pipeline = [
         keep_ratio=True),
     dict(type=RandomFlip, prob=0.5),
     # After every geometric transform: the map follows the final masks.
-    dict(type=GenerateThingSemanticSeg, seg_key='gt_thing_sem_seg'),
+    # thing pixels of the panoptic map (crowd included) -> 0 / label + 1
+    dict(
+        type=GenerateThingSemanticSeg,
+        seg_key='gt_thing_sem_seg',
+        source='panoptic',
+        num_things_classes=80),
     dict(type=PackDetInputsWithThingSem)
 ]
 test_pipeline = [
