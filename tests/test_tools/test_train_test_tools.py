@@ -213,3 +213,25 @@ def test_mim_train_and_test(toy_dir: Path) -> None:
             str(toy_dir / 'work_mim_test'), '--cfg-options', *options
         ], toy_dir)
     assert 'coco_panoptic/PQ' in proc.stdout
+
+
+@pytest.mark.parametrize('config,metric', [
+    ('blendmask/blendmask_r18_toy.py', 'coco/segm_mAP'),
+    ('blendmask/panoptic_blendmask_r18_toy.py', 'coco_panoptic/PQ'),
+])
+def test_blendmask_toy_configs(toy_dir: Path, config: str,
+                               metric: str) -> None:
+    """The toy BlendMask configs train, evaluate and test end to end."""
+    cfg = REPO / 'configs' / config
+    work_dir = toy_dir / f'work_{cfg.stem}'
+    proc = _run(
+        _tool('train.py', str(cfg), '--work-dir', str(work_dir),
+              '--cfg-options', *FAST_OPTIONS), toy_dir)
+    assert metric in proc.stdout
+    ckpt = work_dir / 'iter_2.pth'
+    assert ckpt.is_file()
+    proc = _run(
+        _tool('test.py', str(cfg), str(ckpt), '--work-dir',
+              str(toy_dir / f'work_{cfg.stem}_test'), '--cfg-options',
+              *FAST_OPTIONS), toy_dir)
+    assert metric in proc.stdout

@@ -12,7 +12,9 @@ Usage::
 ``{'state_dict': ..., 'meta': ...}``. Tensors are copied unchanged; only the
 key names change (spec ``blendmask.md`` section 13).
 
-Target names (later mmdr1 modules must follow them). ``L`` is the FPN
+Target names (those of mmdr1's BlendMask / PanopticBlendMask models;
+``tests/test_configs/test_blendmask_coco_configs.py`` checks them against the
+COCO configs' models). ``L`` is the FPN
 level, ``S`` the lowest FPN input level (3, or 2 in panoptic checkpoints,
 detected from ``backbone.fpn_lateral2``), ``i``/``j`` layer indices, ``X``
 a parameter or buffer name. Prefixes: ``R = backbone.bottom_up.res{s}.{b}``,
@@ -52,7 +54,7 @@ P.predictor.X                           semantic_head.conv_logits.X
 pixel_mean, pixel_std                   (dropped: data preprocessor config)
 ======================================  ====================================
 
-Notes for the future model:
+Notes on the model:
 
 * ``mask_head.basis`` is :class:`mmdr1.models.seg_heads.ProtoNetBasis`,
   which keeps the reference's ``nn.Sequential`` indices (conv blocks
