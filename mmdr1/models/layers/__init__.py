@@ -1,5 +1,10 @@
 # Copyright (c) mmdr1 contributors. All rights reserved.
 from .aligned_upsample import AlignedUpsample, aligned_upsample_ref
 from .blender import Blender
+from .factored_attention import FactoredAttention
+from .vector_mask import BaseRoIMask, VectorMask
 
-__all__ = ['AlignedUpsample', 'aligned_upsample_ref', 'Blender']
+__all__ = [
+    'AlignedUpsample', 'aligned_upsample_ref', 'Blender', 'BaseRoIMask',
+    'FactoredAttention', 'VectorMask'
+]

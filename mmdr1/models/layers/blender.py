@@ -88,6 +88,16 @@ class Blender(BaseModule):
             pool_mode='avg',
             aligned=True)
 
+    @property
+    def in_channels(self) -> int:
+        """int: Number of basis channels expected, ``K`` (= num_bases)."""
+        return self.num_bases
+
+    @property
+    def embed_dim(self) -> int:
+        """int: Length of one per-instance attention, ``K * M * M``."""
+        return self.num_bases * self.attn_size**2
+
     def _check_inputs(self, bases: Tensor, rois: Tensor,
                       attns: Tensor) -> None:
         """Raise ValueError on inputs of the wrong shape, dtype or device."""

@@ -237,3 +237,17 @@ def test_bad_inputs(which, bad, match):
     args[which] = bad
     with pytest.raises(ValueError, match=match):
         Blender()(*args)
+
+
+def test_interface_properties():
+    # Common interface of the instance prediction modules (dr1mask spec
+    # section 4): basis channels expected and embedding length.
+    blender = Blender()
+    assert blender.in_channels == 4
+    assert blender.embed_dim == 4 * 14 * 14 == 784
+    blender = Blender(num_bases=2, attn_size=7)
+    assert blender.in_channels == 2 and blender.embed_dim == 98
+    with pytest.raises(AttributeError):
+        blender.embed_dim = 3
+    with pytest.raises(AttributeError):
+        blender.in_channels = 3
