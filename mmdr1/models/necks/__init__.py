@@ -1,0 +1,4 @@
+# Copyright (c) mmdr1 contributors. All rights reserved.
+from .dr1basis import DR1Basis
+
+__all__ = ['DR1Basis']
