@@ -1,5 +1,10 @@
 # Copyright (c) mmdr1 contributors. All rights reserved.
 from .blendmask_fcos_head import BlendMaskFCOSHead, smoothed_giou_loss
 from .blendmask_mask_head import BlendMaskHead
+from .dr1mask_fcos_head import DR1MaskFCOSHead
+from .dr1mask_mask_head import DR1MaskHead
 
-__all__ = ['BlendMaskFCOSHead', 'BlendMaskHead', 'smoothed_giou_loss']
+__all__ = [
+    'BlendMaskFCOSHead', 'BlendMaskHead', 'DR1MaskFCOSHead', 'DR1MaskHead',
+    'smoothed_giou_loss'
+]

@@ -239,6 +239,25 @@ class BlendMaskFCOSHead(FCOSHead):
             tuple[Tensor]: cls score (N, C, H, W), bbox pred (N, 4, H, W),
             centerness (N, 1, H, W), top feats (N, K*M*M, H, W).
         """
+        cls_score, bbox_pred, centerness, _, reg_feat = self._forward_towers(
+            x, scale, stride)
+        top_feat = self.top_layer(reg_feat)
+        return cls_score, bbox_pred, centerness, top_feat
+
+    def _forward_towers(self, x: Tensor, scale: nn.Module,
+                        stride: int) -> Tuple[Tensor, ...]:
+        """Shared tower, class / box towers and the FCOS predictors.
+
+        Args:
+            x (Tensor): Feature map, shape (N, in_channels, H, W).
+            scale (nn.Module): ``Scale`` or ``nn.Identity``.
+            stride (int): Level stride.
+
+        Returns:
+            tuple[Tensor]: cls score (N, C, H, W), bbox pred (N, 4, H, W),
+            centerness (N, 1, H, W), class-tower output and box-tower
+            output (N, feat_channels, H, W).
+        """
         for share_layer in self.share_convs:
             x = share_layer(x)
         cls_score, bbox_pred, cls_feat, reg_feat = super(
@@ -254,8 +273,7 @@ class BlendMaskFCOSHead(FCOSHead):
                 bbox_pred = bbox_pred * stride
         else:
             bbox_pred = bbox_pred.exp()
-        top_feat = self.top_layer(reg_feat)
-        return cls_score, bbox_pred, centerness, top_feat
+        return cls_score, bbox_pred, centerness, cls_feat, reg_feat
 
     def get_targets(
         self, points: List[Tensor], batch_gt_instances: InstanceList

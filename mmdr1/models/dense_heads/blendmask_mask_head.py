@@ -89,6 +89,10 @@ class BlendMaskHead(BaseMaskHead):
         init_cfg (dict or list[dict], optional): Initialization config.
     """
 
+    #: Detection fields copied to the predicted instances besides
+    #: ``bboxes``, ``scores``, ``labels`` and ``masks``.
+    extra_result_fields: Tuple[str, ...] = ('merged_top_feats', )
+
     def __init__(self,
                  basis: ConfigType = dict(type='ProtoNetBasis'),
                  blender: ConfigType = dict(type='Blender'),
@@ -152,7 +156,24 @@ class BlendMaskHead(BaseMaskHead):
         """
         assert positive_infos is not None, \
             'BlendMaskHead needs the positives of the bbox head'
-        bases, sem_logits = self(x)
+        bases, sem_logits = self(x, **kwargs)
+        return self.loss_from_outputs(bases, sem_logits, batch_data_samples,
+                                      positive_infos)
+
+    def loss_from_outputs(self, bases: Tensor, sem_logits: Optional[Tensor],
+                          batch_data_samples: SampleList,
+                          positive_infos: InstanceList) -> Dict[str, Tensor]:
+        """Losses from the outputs of :meth:`forward` (see :meth:`loss`).
+
+        Args:
+            bases (Tensor): (B, K, H/4, W/4) bases.
+            sem_logits (Tensor | None): Auxiliary semantic logits.
+            batch_data_samples (list[:obj:`DetDataSample`]): Samples.
+            positive_infos (list[:obj:`InstanceData`]): Positives.
+
+        Returns:
+            dict[str, Tensor]: ``loss_mask`` (and ``loss_basis_sem``).
+        """
         batch_gt_instances, _, batch_img_metas = unpack_gt_instances(
             batch_data_samples)
         losses = self.loss_by_feat(
@@ -177,8 +198,21 @@ class BlendMaskHead(BaseMaskHead):
                     "keep panoptic labels in 'gt_sem_seg': set "
                     "mask_head.thing_sem_field='gt_thing_sem_seg' and pack "
                     'it with PackDetInputsWithThingSem.')
-            losses.update(self.basis.loss(sem_logits, sem_targets))
+            losses.update(self.sem_loss(sem_logits, sem_targets))
         return losses
+
+    def sem_loss(self, sem_logits: Tensor,
+                 sem_targets: Tensor) -> Dict[str, Tensor]:
+        """Auxiliary thing-semantic loss of the basis (spec section 6.3).
+
+        Args:
+            sem_logits (Tensor): (B, num_things + 1, h, w) logits.
+            sem_targets (Tensor): (B, H, W) maps at the batch input shape.
+
+        Returns:
+            dict[str, Tensor]: ``{'loss_basis_sem': loss}``.
+        """
+        return self.basis.loss(sem_logits, sem_targets)
 
     @staticmethod
     def get_sem_targets(batch_data_samples: SampleList,
@@ -378,4 +412,7 @@ class BlendMaskHead(BaseMaskHead):
         output.scores = results.scores
         output.labels = results.labels
         output.masks = masks
+        for key in self.extra_result_fields:
+            if key in results:
+                output[key] = results[key]
         return output

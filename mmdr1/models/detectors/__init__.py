@@ -1,5 +1,7 @@
 # Copyright (c) mmdr1 contributors. All rights reserved.
 from .blendmask import BlendMask
+from .dr1mask import DR1Mask
+from .dr1mask_panoptic import DR1MaskPanoptic
 from .panoptic_blendmask import PanopticBlendMask
 
-__all__ = ['BlendMask', 'PanopticBlendMask']
+__all__ = ['BlendMask', 'DR1Mask', 'DR1MaskPanoptic', 'PanopticBlendMask']

@@ -1,0 +1,195 @@
+# Copyright (c) mmdr1 contributors. All rights reserved.
+"""DR1Mask with the one-layer unified panoptic head (paper section 3.3)."""
+import copy
+from typing import Dict, List, Optional
+
+import torch
+from mmdet.models.utils import unpack_gt_instances
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from torch import Tensor
+
+from .dr1mask import DR1Mask
+
+
+@MODELS.register_module()
+class DR1MaskPanoptic(DR1Mask):
+    """DR1Mask plus :class:`UnifiedPanopticHead` on the basis.
+
+    The same network as :class:`DR1Mask` (vector embeddings of width C by
+    default, paper Table 7) and one 1x1 layer over the C-channel basis:
+    static rows for the stuff classes and one dynamic row per instance
+    (dr1mask spec section 5):
+
+    - training: the row of GT instance i is the mean of the embeddings of
+      the FCOS positives assigned to it; GT instances without positives
+      have no row and their pixels are ignored; softmax cross entropy over
+      stuff + instance channels (``loss_panoptic``). With
+      ``with_instance_loss`` (choice, default on) the instance module's
+      mask loss (and the auxiliary semantic loss) are added too, so the
+      model also predicts instance masks.
+    - inference: the detections after NMS; the row of a detection is the
+      mean of the embeddings of the candidates it absorbed in NMS
+      (``bbox_head.merge_embeds='mean'``; ``'own'`` uses its own); per
+      pixel argmax gives a stuff class or an instance; small stuff becomes
+      void. Output: ``pred_panoptic_seg`` (mmdet's format, read by
+      ``CocoPanopticMetric``) and ``pred_instances`` (masks of the instance
+      module), like mmdet's Panoptic FPN.
+
+    Args:
+        panoptic_head (dict): :class:`UnifiedPanopticHead` config.
+        with_instance_loss (bool): Add the mask (and basis semantic)
+            losses. Defaults to True.
+        **kwargs: :class:`DR1Mask` / :class:`BlendMask` arguments.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 neck: ConfigType,
+                 bbox_head: ConfigType,
+                 mask_head: ConfigType,
+                 panoptic_head: ConfigType,
+                 with_instance_loss: bool = True,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            bbox_head=bbox_head,
+            mask_head=mask_head,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.panoptic_head = MODELS.build(copy.deepcopy(panoptic_head))
+        self.with_instance_loss = with_instance_loss
+        if self.bbox_head.merge_embeds is None:
+            raise ValueError(
+                "DR1MaskPanoptic needs bbox_head.merge_embeds='mean' (or "
+                "'own') for the instance rows at inference")
+        embed_dim = self.bbox_head.embed_dim
+        channels = self.panoptic_head.in_channels
+        if embed_dim != channels:
+            raise ValueError(
+                f'DR1MaskPanoptic: the panoptic rows are the embeddings '
+                f'({embed_dim} numbers) but the panoptic head takes '
+                f'{channels}-channel bases: use vector embeddings '
+                '(embed_dim = basis channels)')
+
+    def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList,
+             **kwargs) -> Dict[str, Tensor]:
+        """FCOS losses, ``loss_panoptic`` (and the instance losses).
+
+        Args:
+            batch_inputs (Tensor): (B, 3, H, W) images.
+            batch_data_samples (list[:obj:`DetDataSample`]): Samples with
+                ``gt_instances``, panoptic ``gt_sem_seg`` and (for the
+                auxiliary semantic loss) the thing map.
+
+        Returns:
+            dict[str, Tensor]: Losses.
+        """
+        x = self.extract_feat(batch_inputs)
+        losses = self.bbox_head.loss(x, batch_data_samples)
+        positive_infos = self.bbox_head.get_positive_infos()
+        bases, sem_logits, basis = self.mask_head(
+            x,
+            self.bbox_head.get_contexts(),
+            output_size=self.basis_size(batch_inputs),
+            return_raw=True)
+        if self.with_instance_loss:
+            losses.update(
+                self.mask_head.loss_from_outputs(bases, sem_logits,
+                                                 batch_data_samples,
+                                                 positive_infos))
+        gt_instances, _, _ = unpack_gt_instances(batch_data_samples)
+        rows, valid = [], []
+        for pos, gt in zip(positive_infos, gt_instances):
+            r, v = self.panoptic_head.instance_rows(pos.top_feats,
+                                                    pos.pos_assigned_gt_inds,
+                                                    len(gt))
+            rows.append(r[v])
+            valid.append(v)
+        targets = self.panoptic_head.get_targets(
+            batch_data_samples, valid, tuple(batch_inputs.shape[-2:]))
+        targets = self._compact_instance_targets(targets, valid)
+        losses.update(self.panoptic_head.loss(basis, rows, targets))
+        return losses
+
+    def _compact_instance_targets(self, targets: Tensor,
+                                  valid: List[Tensor]) -> Tensor:
+        """Renumber instance targets to the rows of valid instances only.
+
+        :meth:`UnifiedPanopticHead.get_targets` labels GT instance ``i`` as
+        ``S + i`` (its pixels ignored when it has no positive, i.e. no row);
+        the rows kept are those of the valid instances, in order.
+        """
+        num_stuff = self.panoptic_head.num_stuff_classes
+        ignore = self.panoptic_head.ignore_index
+        for t, v in zip(targets, valid):
+            if v.numel() == 0 or bool(v.all()):
+                continue
+            lut = torch.full((len(v), ),
+                             ignore,
+                             dtype=t.dtype,
+                             device=t.device)
+            lut[v] = num_stuff + torch.arange(
+                int(v.sum()), dtype=t.dtype, device=t.device)
+            inst = (t >= num_stuff) & (t != ignore)
+            t[inst] = lut[t[inst] - num_stuff]
+        return targets
+
+    def predict(self,
+                batch_inputs: Tensor,
+                batch_data_samples: SampleList,
+                rescale: bool = True,
+                **kwargs) -> SampleList:
+        """``pred_panoptic_seg`` and ``pred_instances``.
+
+        Args:
+            batch_inputs (Tensor): (B, 3, H, W) images.
+            batch_data_samples (list[:obj:`DetDataSample`]): Samples.
+            rescale (bool): Results at ``ori_shape``. Defaults to True.
+
+        Returns:
+            list[:obj:`DetDataSample`]: With ``pred_panoptic_seg.sem_seg``
+            (1, H, W) and ``pred_instances``.
+        """
+        metas = [s.metainfo for s in batch_data_samples]
+        x = self.extract_feat(batch_inputs)
+        results_list = self.bbox_head.predict(
+            x, batch_data_samples, rescale=False)
+        bases, _, basis = self.mask_head(
+            x,
+            self.bbox_head.get_contexts(),
+            output_size=self.basis_size(batch_inputs),
+            return_raw=True)
+        instances = self.mask_head.predict_by_feat(
+            bases,
+            None,
+            batch_img_metas=metas,
+            results_list=results_list,
+            rescale=rescale)
+        rows: List[Optional[Tensor]] = [i.merged_top_feats for i in instances]
+        pans = self.panoptic_head.predict(basis, rows, instances, metas,
+                                          rescale)
+        for sample, inst, pan in zip(batch_data_samples, instances, pans):
+            inst.pop('merged_top_feats')
+            sample.pred_instances = inst
+            sample.pred_panoptic_seg = pan
+        return batch_data_samples
+
+    def _forward(self, batch_inputs: Tensor, *args, **kwargs) -> tuple:
+        """Raw outputs: FCOS head, (bases, None, basis) and stuff logits."""
+        x = self.extract_feat(batch_inputs)
+        bbox_outs = self.bbox_head.forward(x)
+        mask_outs = self.mask_head.forward(
+            x,
+            self.bbox_head.get_contexts(),
+            output_size=self.basis_size(batch_inputs),
+            return_raw=True)
+        return bbox_outs, mask_outs, self.panoptic_head.conv_stuff(
+            mask_outs[2])
