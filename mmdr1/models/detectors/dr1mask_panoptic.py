@@ -7,6 +7,7 @@ import torch
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
+from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
@@ -41,6 +42,11 @@ class DR1MaskPanoptic(DR1Mask):
         panoptic_head (dict): :class:`UnifiedPanopticHead` config.
         with_instance_loss (bool): Add the mask (and basis semantic)
             losses. Defaults to True.
+        instance_score_thr (float): Detections scoring below it get no
+            panoptic row (they stay in ``pred_instances``). The paper uses
+            "the detections after score threshold and NMS" without giving
+            the threshold (choice). Defaults to 0.0 (the FCOS test
+            ``score_thr`` only).
         **kwargs: :class:`DR1Mask` / :class:`BlendMask` arguments.
     """
 
@@ -51,6 +57,7 @@ class DR1MaskPanoptic(DR1Mask):
                  mask_head: ConfigType,
                  panoptic_head: ConfigType,
                  with_instance_loss: bool = True,
+                 instance_score_thr: float = 0.0,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -66,6 +73,7 @@ class DR1MaskPanoptic(DR1Mask):
             init_cfg=init_cfg)
         self.panoptic_head = MODELS.build(copy.deepcopy(panoptic_head))
         self.with_instance_loss = with_instance_loss
+        self.instance_score_thr = instance_score_thr
         if self.bbox_head.merge_embeds is None:
             raise ValueError(
                 "DR1MaskPanoptic needs bbox_head.merge_embeds='mean' (or "
@@ -106,17 +114,19 @@ class DR1MaskPanoptic(DR1Mask):
                                                  batch_data_samples,
                                                  positive_infos))
         gt_instances, _, _ = unpack_gt_instances(batch_data_samples)
-        rows, valid = [], []
+        rows, valid, boxes = [], [], []
         for pos, gt in zip(positive_infos, gt_instances):
             r, v = self.panoptic_head.instance_rows(pos.top_feats,
                                                     pos.pos_assigned_gt_inds,
                                                     len(gt))
             rows.append(r[v])
             valid.append(v)
+            boxes.append(get_box_tensor(gt.bboxes)[v])
         targets = self.panoptic_head.get_targets(
             batch_data_samples, valid, tuple(batch_inputs.shape[-2:]))
         targets = self._compact_instance_targets(targets, valid)
-        losses.update(self.panoptic_head.loss(basis, rows, targets))
+        losses.update(
+            self.panoptic_head.loss(basis, rows, targets, inst_boxes=boxes))
         return losses
 
     def _compact_instance_targets(self, targets: Tensor,
@@ -173,9 +183,9 @@ class DR1MaskPanoptic(DR1Mask):
             batch_img_metas=metas,
             results_list=results_list,
             rescale=rescale)
-        rows: List[Optional[Tensor]] = [i.merged_top_feats for i in instances]
-        pans = self.panoptic_head.predict(basis, rows, instances, metas,
-                                          rescale)
+        kept = [i[i.scores >= self.instance_score_thr] for i in instances]
+        rows: List[Optional[Tensor]] = [k.merged_top_feats for k in kept]
+        pans = self.panoptic_head.predict(basis, rows, kept, metas, rescale)
         for sample, inst, pan in zip(batch_data_samples, instances, pans):
             inst.pop('merged_top_feats')
             sample.pred_instances = inst

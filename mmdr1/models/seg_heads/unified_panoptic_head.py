@@ -66,6 +66,11 @@ class UnifiedPanopticHead(BaseModule):
         stuff_area_limit (int): Stuff segments with fewer pixels (at the
             output resolution) become void in :meth:`predict`. Defaults to
             4096 (spec section 5, COCO).
+        restrict_to_boxes (bool): Not in the paper (choice, default off):
+            outside its box an instance channel's logit is pushed to
+            ``-1e4`` after upsampling (GT boxes in training, detected boxes
+            at inference), so an instance can only win pixels in its box.
+            The paper's layer is the plain global 1x1 product.
         init_cfg (dict, optional): Initialization config. The default
             (None) keeps this layer's own init. Choice (the paper is
             silent): ``conv_stuff`` weight N(0, 0.01), bias 0, as mmdet's
@@ -83,6 +88,7 @@ class UnifiedPanopticHead(BaseModule):
                  loss_weight: float = 1.0,
                  ignore_index: int = 255,
                  stuff_area_limit: int = 4096,
+                 restrict_to_boxes: bool = False,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if upsample not in self.UPSAMPLE_MODES:
@@ -98,6 +104,7 @@ class UnifiedPanopticHead(BaseModule):
         self.loss_weight = loss_weight
         self.ignore_index = ignore_index
         self.stuff_area_limit = stuff_area_limit
+        self.restrict_to_boxes = restrict_to_boxes
         self.conv_stuff = nn.Conv2d(in_channels, num_stuff_classes, 1)
         normal_init(self.conv_stuff, mean=0, std=0.01, bias=0)
         self.upsampler = AlignedUpsample(4)
@@ -298,6 +305,30 @@ class UnifiedPanopticHead(BaseModule):
             return torch.zeros((0, pad_h, pad_w), dtype=torch.long)
         return torch.stack(targets)
 
+    @staticmethod
+    def box_restrict(logits: Tensor, boxes: Tensor, num_stuff: int) -> Tensor:
+        """Push instance logits outside their boxes to ``-1e4``.
+
+        Args:
+            logits (Tensor): (1, S + n, H, W) logits in the boxes' frame.
+            boxes (Tensor): (n, 4) boxes ``x1, y1, x2, y2`` in pixels.
+            num_stuff (int): ``S``.
+
+        Returns:
+            Tensor: The restricted logits (same shape).
+        """
+        if boxes.numel() == 0:
+            return logits
+        h, w = logits.shape[-2:]
+        ys = torch.arange(h, device=logits.device, dtype=boxes.dtype) + 0.5
+        xs = torch.arange(w, device=logits.device, dtype=boxes.dtype) + 0.5
+        inside_y = (ys[None] >= boxes[:, 1:2]) & (ys[None] <= boxes[:, 3:4])
+        inside_x = (xs[None] >= boxes[:, 0:1]) & (xs[None] <= boxes[:, 2:3])
+        inside = inside_y[:, :, None] & inside_x[:, None, :]
+        inst = logits[0, num_stuff:]
+        inst = torch.where(inside, inst, inst.new_full((), -1e4))
+        return torch.cat([logits[:, :num_stuff], inst[None]], dim=1)
+
     def _upsample(self, logits: Tensor, size: Sequence[int]) -> Tensor:
         """Upsample (1, K, h, w) logits x4 to ``size`` (``upsample``)."""
         size = (int(size[0]), int(size[1]))
@@ -306,8 +337,11 @@ class UnifiedPanopticHead(BaseModule):
         return F.interpolate(
             logits, size=size, mode='bilinear', align_corners=False)
 
-    def loss(self, basis: Tensor, inst_rows: List[Tensor],
-             targets: Tensor) -> Dict[str, Tensor]:
+    def loss(self,
+             basis: Tensor,
+             inst_rows: List[Tensor],
+             targets: Tensor,
+             inst_boxes: Optional[List[Tensor]] = None) -> Dict[str, Tensor]:
         """Softmax cross entropy over the ``S + n_i`` channels.
 
         The logits of each image are upsampled x4 to the target size
@@ -321,6 +355,8 @@ class UnifiedPanopticHead(BaseModule):
             inst_rows (list[Tensor]): N rows (n_i, C).
             targets (Tensor): (N, H, W) long, from :meth:`get_targets`,
                 ``H <= 4h`` and ``W <= 4w``.
+            inst_boxes (list[Tensor], optional): N (n_i, 4) GT boxes in the
+                input frame, used with ``restrict_to_boxes``.
 
         Returns:
             dict[str, Tensor]: ``loss_panoptic``.
@@ -333,7 +369,7 @@ class UnifiedPanopticHead(BaseModule):
         size = targets.shape[-2:]
         total = basis.new_zeros(())
         count = targets.new_zeros(())
-        for logit, target in zip(logits, targets):
+        for i, (logit, target) in enumerate(zip(logits, targets)):
             target = target.long()
             labelled = target != self.ignore_index
             bad = labelled & ((target < 0) | (target >= logit.shape[0]))
@@ -343,6 +379,9 @@ class UnifiedPanopticHead(BaseModule):
                     f'{logit.shape[0]} channels (S + n_i); check that the '
                     'rows and the instance masks match')
             up = self._upsample(logit[None], size)
+            if self.restrict_to_boxes and inst_boxes is not None:
+                up = self.box_restrict(up, inst_boxes[i].to(up.dtype),
+                                       self.num_stuff_classes)
             total = total + F.cross_entropy(
                 up,
                 target[None],
@@ -376,7 +415,8 @@ class UnifiedPanopticHead(BaseModule):
                 :meth:`merge_nms_rows`.
             det_results (list[:obj:`InstanceData`]): N detections, n_i each
                 in ``inst_rows`` order, with ``labels`` (and ``scores``,
-                optionally ``bboxes`` / ``masks``, unused here).
+                ``masks`` unused; ``bboxes`` in the output frame, used with
+                ``restrict_to_boxes``).
             batch_img_metas (list[dict]): Metas with ``batch_input_shape``,
                 ``img_shape`` and ``ori_shape``.
             rescale (bool): Resize to ``ori_shape``. Defaults to True.
@@ -407,6 +447,8 @@ class UnifiedPanopticHead(BaseModule):
                     size=tuple(meta['ori_shape'][:2]),
                     mode='bilinear',
                     align_corners=False)
+            if self.restrict_to_boxes and 'bboxes' in dets:
+                seg = self.box_restrict(seg, dets.bboxes.to(seg.dtype), num_s)
             seg = seg[0].argmax(dim=0)
             counts = torch.bincount(seg.flatten(), minlength=num_s + num_inst)
             stuff_ids = torch.arange(num_t, num_t + num_s, device=seg.device)

@@ -339,3 +339,30 @@ def test_predict_rescale(mode):
     assert_valid_panoptic(pan.sem_seg)
     with pytest.raises(ValueError):
         head.predict(basis, [rows], [dets[0][:2]], [meta])
+
+
+def test_restrict_to_boxes():
+    head = UnifiedPanopticHead(
+        in_channels=4,
+        num_things_classes=2,
+        num_stuff_classes=1,
+        upsample='bilinear',
+        stuff_area_limit=0,
+        restrict_to_boxes=True)
+    logits = torch.zeros((1, 3, 8, 8))
+    logits[0, 1] = 5.  # instance 0 wins everywhere unrestricted
+    logits[0, 2] = 1.
+    boxes = torch.tensor([[0., 0., 4., 4.], [0., 0., 8., 8.]])
+    out = UnifiedPanopticHead.box_restrict(logits, boxes, 1)
+    am = out[0].argmax(0)
+    assert (am[:4, :4] == 1).all() and (am[4:, :] == 2).all()
+    assert (am[:, 4:] == 2).all()
+    assert torch.equal(out[0, 0], logits[0, 0])
+    # the loss sees the restricted logits
+    basis = torch.randn(1, 4, 2, 2, requires_grad=True)
+    rows = [torch.randn(2, 4)]
+    target = torch.full((1, 8, 8), 255, dtype=torch.long)
+    target[0, 6, 6] = 1  # instance 0 outside its box: huge loss
+    loss = head.loss(basis, rows, target, inst_boxes=[boxes])['loss_panoptic']
+    assert loss.item() > 1e3
+    assert head.loss(basis, rows, target)['loss_panoptic'].item() < 100
