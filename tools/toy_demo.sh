@@ -13,11 +13,12 @@
 #   work_dirs/toy_demo/pq.txt          the PQ table of the test run
 #
 # Environment: PYTHON (interpreter), TOY_CONFIG (config to run, default
-# configs/toy/panoptic_fpn_r18_toy.py), TOY_WORK_DIR, plus tools/install.sh's.
+# configs/dr1mask/dr1mask_panoptic_r18_toy.py), TOY_WORK_DIR and
+# tools/install.sh's.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=${PYTHON:-python3}
-CONFIG=${TOY_CONFIG:-configs/toy/panoptic_fpn_r18_toy.py}
+CONFIG=${TOY_CONFIG:-configs/dr1mask/dr1mask_panoptic_r18_toy.py}
 WORK_DIR=${TOY_WORK_DIR:-work_dirs/toy_demo}
 log() { echo "[mmdr1-demo] $*"; }
 

@@ -18,6 +18,16 @@ PQ:
   instance over the basis; stuff area limit 256 px (4096 is for ~800 px
   images).
 
+Two settings beyond the paper, both arguments that the COCO configs leave
+off: ``restrict_to_boxes=True`` (an instance row only competes inside its
+box) and ``instance_score_thr=0.5`` (detections below it get no row). With
+this short from-scratch training the plain global layer does not yet
+separate instances: the mean rows of different instances stay nearly
+parallel (cosine ~0.99), one instance takes every thing pixel, and Things
+PQ stays near 15-20 (toy val PQ 51.9 with the paper's layer and no
+threshold, the same budget). With the two settings the same budget gives
+PQ 70.3 (Things 49.8, Stuff 90.8); panoptic BlendMask gets 73.9 there.
+
 Same data, schedule and budget as ``panoptic_blendmask_r18_toy.py``::
 
     python tools/dataset_converters/make_toy_panoptic.py
@@ -113,7 +123,9 @@ model = dict(
         in_channels=basis_channels,
         num_things_classes=num_things_classes,
         num_stuff_classes=num_stuff_classes,
-        stuff_area_limit=256),
+        stuff_area_limit=256,
+        restrict_to_boxes=True),
+    instance_score_thr=0.5,
     test_cfg=dict(
         nms_pre=1000,
         score_thr=0.05,
