@@ -4,6 +4,7 @@ from mmdet.models.detectors.single_stage_instance_seg import \
     SingleStageInstanceSegmentor
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from torch import Tensor
 
 
 @MODELS.register_module()
@@ -52,3 +53,22 @@ class BlendMask(SingleStageInstanceSegmentor):
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
+
+    def _forward(self, batch_inputs: Tensor, *args, **kwargs) -> tuple:
+        """Raw dense outputs, without post-processing or ground truth.
+
+        The export-friendly outputs the reference's users ask for (spec
+        section 16 item 4): the FCOS head's per-level ``cls_scores``,
+        ``bbox_preds``, ``centernesses`` and ``top_feats`` (attentions), and
+        the basis module's ``(bases, sem_logits)``. mmdet's
+        :class:`SingleStageInstanceSegmentor` would run the bbox head's
+        loss here, which needs ground truth.
+
+        Args:
+            batch_inputs (Tensor): (B, 3, H, W) images.
+
+        Returns:
+            tuple: ``(bbox_head outputs, mask_head outputs)``.
+        """
+        x = self.extract_feat(batch_inputs)
+        return self.bbox_head.forward(x), self.mask_head.forward(x)
