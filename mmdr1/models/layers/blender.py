@@ -7,16 +7,16 @@ blendmask spec sections 8 (training) and 9 (inference).
 from typing import Optional, Union
 
 import torch.nn.functional as F
-from mmcv.ops import RoIAlign
 from mmdet.registry import MODELS
-from mmengine.model import BaseModule
 from torch import Tensor
+
+from .base_roi_mask import BaseRoIMask, _check_positive_int
 
 _TOP_INTERP_MODES = ('bilinear', 'nearest')
 
 
 @MODELS.register_module()
-class Blender(BaseModule):
+class Blender(BaseRoIMask):
     """BlendMask blender (pure PyTorch).
 
     For every RoI ``p`` with box ``b_p`` on image ``n_p`` (BlendMask paper
@@ -50,6 +50,10 @@ class Blender(BaseModule):
             parameters. Defaults to None.
     """
 
+    _embed_layout = 'K * M * M'
+    _basis_name = 'bases'
+    _embed_name = 'attns'
+
     def __init__(self,
                  num_bases: int = 4,
                  attn_size: int = 14,
@@ -58,81 +62,46 @@ class Blender(BaseModule):
                  sampling_ratio: int = 1,
                  top_interp: str = 'bilinear',
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        for name, value in (('num_bases', num_bases), ('attn_size', attn_size),
-                            ('bottom_resolution', bottom_resolution)):
-            if isinstance(value, bool) or not isinstance(value, int) \
-                    or value < 1:
-                raise ValueError(
-                    f'{name} must be a positive int, got {value!r}')
-        if not spatial_scale > 0:
-            raise ValueError(
-                f'spatial_scale must be > 0, got {spatial_scale!r}')
-        if isinstance(sampling_ratio, bool) or \
-                not isinstance(sampling_ratio, int) or sampling_ratio < 0:
-            raise ValueError('sampling_ratio must be an int >= 0, got '
-                             f'{sampling_ratio!r}')
+        _check_positive_int('num_bases', num_bases)
+        _check_positive_int('attn_size', attn_size)
         if top_interp not in _TOP_INTERP_MODES:
             raise ValueError(f'top_interp must be one of {_TOP_INTERP_MODES}'
                              f', got {top_interp!r}')
+        super().__init__(
+            in_channels=num_bases,
+            bottom_resolution=bottom_resolution,
+            spatial_scale=spatial_scale,
+            sampling_ratio=sampling_ratio,
+            init_cfg=init_cfg)
         self.num_bases = num_bases
         self.attn_size = attn_size
-        self.bottom_resolution = bottom_resolution
-        self.spatial_scale = float(spatial_scale)
-        self.sampling_ratio = sampling_ratio
         self.top_interp = top_interp
-        self.pooler = RoIAlign(
-            output_size=bottom_resolution,
-            spatial_scale=self.spatial_scale,
-            sampling_ratio=sampling_ratio,
-            pool_mode='avg',
-            aligned=True)
-
-    @property
-    def in_channels(self) -> int:
-        """int: Number of basis channels expected, ``K`` (= num_bases)."""
-        return self.num_bases
 
     @property
     def embed_dim(self) -> int:
         """int: Length of one per-instance attention, ``K * M * M``."""
         return self.num_bases * self.attn_size**2
 
-    def _check_inputs(self, bases: Tensor, rois: Tensor,
-                      attns: Tensor) -> None:
-        """Raise ValueError on inputs of the wrong shape, dtype or device."""
-        for name, t in (('bases', bases), ('rois', rois), ('attns', attns)):
-            if not isinstance(t, Tensor):
-                raise ValueError(
-                    f'{name} must be a Tensor, got {type(t).__name__}')
-            if not t.is_floating_point():
-                raise ValueError(
-                    f'{name} must be floating point, got {t.dtype}')
-        k, m = self.num_bases, self.attn_size
-        if bases.dim() != 4 or bases.size(1) != k:
-            raise ValueError(f'bases must have shape (N, {k}, H, W), got '
-                             f'{tuple(bases.shape)}')
-        if rois.dim() != 2 or rois.size(1) != 5:
-            raise ValueError('rois must have shape (P, 5) as [batch_index, '
-                             f'x1, y1, x2, y2], got {tuple(rois.shape)}')
-        if attns.dim() != 2 or attns.size(0) != rois.size(0) \
-                or attns.size(1) != k * m * m:
-            raise ValueError(
-                f'attns must have shape (P, {k * m * m}) = (P, K * M * M) '
-                f'with P = {rois.size(0)} RoIs, got {tuple(attns.shape)}')
-        for name, t in (('rois', rois), ('attns', attns)):
-            if t.dtype != bases.dtype:
-                raise ValueError(f'{name} dtype {t.dtype} does not match '
-                                 f'bases dtype {bases.dtype}')
-            if t.device != bases.device:
-                raise ValueError(f'{name} device {t.device} does not match '
-                                 f'bases device {bases.device}')
-        if rois.size(0) > 0:
-            batch_inds = rois[:, 0].detach()
-            if bool(((batch_inds < 0) | (batch_inds >= bases.size(0))
-                     | (batch_inds != batch_inds.round())).any()):
-                raise ValueError('rois[:, 0] must hold integer batch '
-                                 f'indices in [0, {bases.size(0)})')
+    def _combine(self, crops: Tensor, attns: Tensor) -> Tensor:
+        """Upsample, normalise and apply the attentions (steps 2 and 3).
+
+        Args:
+            crops (Tensor): Pooled bases (P, K, R, R).
+            attns (Tensor): Attentions (P, K * M * M).
+
+        Returns:
+            Tensor: Mask logits (P, R, R).
+        """
+        res = self.bottom_resolution
+        coeffs = attns.reshape(-1, self.num_bases, self.attn_size,
+                               self.attn_size)
+        if self.top_interp == 'bilinear':
+            coeffs = F.interpolate(
+                coeffs, size=(res, res), mode='bilinear', align_corners=False)
+        else:
+            coeffs = F.interpolate(coeffs, size=(res, res), mode='nearest')
+        coeffs = coeffs.softmax(dim=1)
+        return (crops * coeffs).sum(dim=1)
 
     def forward(self, bases: Tensor, rois: Tensor, attns: Tensor) -> Tensor:
         """Blend the pooled bases of each RoI with its attention.
@@ -147,25 +116,9 @@ class Blender(BaseModule):
 
         Returns:
             Tensor: Mask logits of shape (P, R, R), R = bottom_resolution.
+            With P = 0 an empty tensor still connected to the graph.
         """
-        self._check_inputs(bases, rois, attns)
-        num_rois = rois.size(0)
-        res = self.bottom_resolution
-        if num_rois == 0:
-            # Empty output still connected to the graph, so that
-            # ``backward`` yields (zero) gradients for bases and attns.
-            return attns.new_zeros((0, res, res)) + (
-                bases.sum() * 0 + attns.sum() * 0)
-        pooled = self.pooler(bases, rois)  # (P, K, R, R)
-        coeffs = attns.reshape(num_rois, self.num_bases, self.attn_size,
-                               self.attn_size)
-        if self.top_interp == 'bilinear':
-            coeffs = F.interpolate(
-                coeffs, size=(res, res), mode='bilinear', align_corners=False)
-        else:
-            coeffs = F.interpolate(coeffs, size=(res, res), mode='nearest')
-        coeffs = coeffs.softmax(dim=1)
-        return (pooled * coeffs).sum(dim=1)
+        return super().forward(bases, rois, attns)
 
     def extra_repr(self) -> str:
         return (f'num_bases={self.num_bases}, attn_size={self.attn_size}, '

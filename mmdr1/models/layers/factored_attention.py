@@ -12,7 +12,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .vector_mask import BaseRoIMask, _check_positive_int
+from .base_roi_mask import BaseRoIMask, _check_positive_int
 
 
 @MODELS.register_module()
