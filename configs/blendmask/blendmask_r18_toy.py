@@ -17,16 +17,13 @@ configs/blendmask/blendmask_r18_toy.py`` from the repository root).
 """
 from mmdet.models import FPN, DetDataPreprocessor, ResNet
 from mmengine.config import read_base
-from mmengine.optim import CosineAnnealingLR, LinearLR, OptimWrapper
-from mmengine.runner import IterBasedTrainLoop, TestLoop, ValLoop
-from torch.optim import SGD
 
 from mmdr1.models import (Blender, BlendMask, BlendMaskFCOSHead, BlendMaskHead,
                           ProtoNetBasis)
 
 with read_base():
     from .._base_.datasets.toy_instance_dataset import *
-    from .._base_.default_runtime import *
+    from .._base_.schedules.schedule_toy_1000it import *
 
 # ToyInstanceDataset.METAINFO: the 3 thing classes of the toy set.
 num_things_classes = 3
@@ -102,37 +99,3 @@ model = dict(
 # set), linear warmup then cosine decay; evaluation and checkpoint at the
 # end.
 train_dataloader.update(dict(batch_size=2))
-max_iters = 1000
-warmup_iters = 100
-train_cfg = dict(
-    type=IterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type=ValLoop)
-test_cfg = dict(type=TestLoop)
-param_scheduler = [
-    dict(
-        type=LinearLR,
-        start_factor=0.01,
-        by_epoch=False,
-        begin=0,
-        end=warmup_iters),
-    dict(
-        type=CosineAnnealingLR,
-        by_epoch=False,
-        begin=warmup_iters,
-        end=max_iters,
-        eta_min=1e-4)
-]
-optim_wrapper = dict(
-    type=OptimWrapper,
-    optimizer=dict(type=SGD, lr=0.01, momentum=0.9, weight_decay=0.0001),
-    clip_grad=dict(max_norm=35, norm_type=2))
-auto_scale_lr = dict(enable=False, base_batch_size=2)
-
-default_hooks.update(
-    dict(
-        logger=dict(interval=20),
-        checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1)))
-log_processor.update(dict(window_size=20, by_epoch=False))
-custom_hooks = []
-# Fixed seed: (nearly) the same AP on every run.
-randomness = dict(seed=0)
