@@ -43,3 +43,15 @@ def pytest_configure(config: pytest.Config) -> None:
             'directly: `python setup.py build_ext --inplace` and '
             f'PYTHONPATH={REPO}.',
             returncode=4)
+
+
+@pytest.fixture
+def one_thread():
+    """Run on one intra-op thread: small convolutions are faster so, and a
+    second thread competing with other processes for two cores makes them
+    ~10x slower."""
+    import torch
+    num = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(num)

@@ -19,7 +19,8 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from mmengine.structures import InstanceData, PixelData
+
+from mmdr1.testing import demo_coco_batch, no_sync_bn
 
 REPO = Path(__file__).resolve().parents[2]
 CFG_DIR = REPO / 'configs' / 'blendmask'
@@ -475,82 +476,19 @@ def test_config_chain_is_not_shared() -> None:
 # ---------------------------------------------------------------------------
 # The configs' models on a tiny image
 # ---------------------------------------------------------------------------
-def _no_sync_bn(cfg):
-    """SyncBN -> BN everywhere (single CPU process)."""
-    if isinstance(cfg, dict):
-        for key, value in cfg.items():
-            if key == 'type' and value == 'SyncBN':
-                cfg[key] = 'BN'
-            else:
-                _no_sync_bn(value)
-    elif isinstance(cfg, (list, tuple)):
-        for value in cfg:
-            _no_sync_bn(value)
-    return cfg
-
-
 def build(name: str):
     from mmdet.registry import MODELS
     cfg = load(name)
-    model_cfg = _no_sync_bn(copy.deepcopy(cfg.model))
+    model_cfg = no_sync_bn(copy.deepcopy(cfg.model))
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmdet'):
         return MODELS.build(model_cfg)  # no init_weights: no downloads
 
 
-def make_batch(panoptic: bool, h: int = 96, w: int = 128) -> dict:
-    from mmdet.structures import DetDataSample
-    from mmdet.structures.mask import BitmapMasks
-    rng = np.random.RandomState(0)
-    img = torch.from_numpy(rng.randint(0, 256, (3, h, w)).astype(np.uint8))
-    boxes = np.array([[8, 10, 60, 80], [50, 30, 120, 90]], np.float32)
-    labels = np.array([3, 17])
-    masks = np.zeros((2, h, w), np.uint8)
-    for m, (x1, y1, x2, y2) in zip(masks, boxes.astype(int)):
-        m[y1 + 4:y2 - 4, x1 + 4:x2 - 4] = 1
-    thing = np.zeros((h, w), np.uint8)
-    for m, label in zip(masks, labels):
-        thing[m.astype(bool)] = label + 1
-    sample = DetDataSample(
-        metainfo=dict(
-            img_shape=(h, w),
-            ori_shape=(h, w),
-            scale_factor=(1., 1.),
-            flip=False))
-    sample.gt_instances = InstanceData(
-        bboxes=torch.from_numpy(boxes),
-        labels=torch.from_numpy(labels),
-        masks=BitmapMasks(masks, h, w))
-    if panoptic:
-        # mmdet panoptic labels: things 0..79, stuff 80..132, 255 void.
-        sem = np.full((h, w), 80 + 5, np.int64)
-        sem[h // 2:] = 80 + 40
-        sem[:3] = 255
-        for m, label in zip(masks, labels):
-            sem[m.astype(bool)] = label
-        sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(sem)[None])
-        sample.gt_thing_sem_seg = PixelData(
-            sem_seg=torch.from_numpy(thing)[None])
-    else:
-        sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(thing)[None])
-    return dict(inputs=[img], data_samples=[sample])
-
-
-@pytest.fixture
-def one_thread():
-    """Run on one intra-op thread: these small convolutions are faster so,
-    and a second thread competing with other processes for two cores
-    makes them ~10x slower."""
-    num = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num)
-
-
 def _run(name: str, panoptic: bool) -> list:
     model = build(name)
     model.train()
-    data = model.data_preprocessor(make_batch(panoptic), True)
+    data = model.data_preprocessor(demo_coco_batch(panoptic), True)
     losses = model.loss(data['inputs'], data['data_samples'])
     expected = {
         'loss_cls', 'loss_bbox', 'loss_centerness', 'loss_mask',
@@ -567,7 +505,7 @@ def _run(name: str, panoptic: bool) -> list:
 
     model.eval()
     with torch.no_grad():
-        data = model.data_preprocessor(make_batch(panoptic), False)
+        data = model.data_preprocessor(demo_coco_batch(panoptic), False)
         return model.predict(data['inputs'], data['data_samples'])
 
 

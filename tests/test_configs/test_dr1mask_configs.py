@@ -13,12 +13,12 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, Dict
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from mmengine.structures import InstanceData, PixelData
+
+from mmdr1.testing import demo_coco_batch, no_sync_bn
 
 REPO = Path(__file__).resolve().parents[2]
 CFG_ROOT = REPO / 'configs'
@@ -235,23 +235,9 @@ def dict_diff(a: dict, b: dict) -> Dict[str, Any]:
     }
 
 
-def _no_sync_bn(cfg):
-    """SyncBN -> BN everywhere (single CPU process)."""
-    if isinstance(cfg, dict):
-        for key, value in cfg.items():
-            if key == 'type' and value == 'SyncBN':
-                cfg[key] = 'BN'
-            else:
-                _no_sync_bn(value)
-    elif isinstance(cfg, (list, tuple)):
-        for value in cfg:
-            _no_sync_bn(value)
-    return cfg
-
-
 def build(model_cfg: dict):
     from mmdet.registry import MODELS
-    model_cfg = _no_sync_bn(copy.deepcopy(model_cfg))
+    model_cfg = no_sync_bn(copy.deepcopy(model_cfg))
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmdet'):
         return MODELS.build(model_cfg)  # no init_weights: no downloads
@@ -496,60 +482,14 @@ def test_instance_toy() -> None:
 # The main COCO models on a tiny image (96 x 132: a multiple of 4, not 32)
 # ---------------------------------------------------------------------------
 H, W = 96, 132
-
-
-def make_batch(panoptic: bool) -> dict:
-    from mmdet.structures import DetDataSample
-    from mmdet.structures.mask import BitmapMasks
-    rng = np.random.RandomState(0)
-    img = torch.from_numpy(rng.randint(0, 256, (3, H, W)).astype(np.uint8))
-    boxes = np.array([[8, 10, 60, 80], [50, 30, 124, 90]], np.float32)
-    labels = np.array([3, 17])
-    masks = np.zeros((2, H, W), np.uint8)
-    for m, (x1, y1, x2, y2) in zip(masks, boxes.astype(int)):
-        m[y1 + 4:y2 - 4, x1 + 4:x2 - 4] = 1
-    thing = np.zeros((H, W), np.uint8)  # 0 background, label + 1 things
-    for m, label in zip(masks, labels):
-        thing[m.astype(bool)] = label + 1
-    sample = DetDataSample(
-        metainfo=dict(
-            img_shape=(H, W),
-            ori_shape=(H, W),
-            scale_factor=(1., 1.),
-            flip=False))
-    sample.gt_instances = InstanceData(
-        bboxes=torch.from_numpy(boxes),
-        labels=torch.from_numpy(labels),
-        masks=BitmapMasks(masks, H, W))
-    if panoptic:
-        # mmdet panoptic labels: things 0..79, stuff 80..132, 255 void.
-        sem = np.full((H, W), 80 + 5, np.int64)
-        sem[H // 2:] = 80 + 40
-        sem[:3] = 255
-        for m, label in zip(masks, labels):
-            sem[m.astype(bool)] = label
-        sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(sem)[None])
-        sample.gt_thing_sem_seg = PixelData(
-            sem_seg=torch.from_numpy(thing)[None])
-    else:
-        sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(thing)[None])
-    return dict(inputs=[img], data_samples=[sample])
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: faster for these small convolutions, and fair
-    to other processes on a small machine."""
-    num = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num)
+BOXES = [[8, 10, 60, 80], [50, 30, 124, 90]]
 
 
 def _run(name: str, panoptic: bool) -> list:
     model = build(load(name).model)
     model.train()
-    data = model.data_preprocessor(make_batch(panoptic), True)
+    data = model.data_preprocessor(
+        demo_coco_batch(panoptic, H, W, boxes=BOXES), True)
     assert tuple(data['inputs'].shape[-2:]) == (H, W)  # no padding to 32
     losses = model.loss(data['inputs'], data['data_samples'])
     expected = {
@@ -570,7 +510,8 @@ def _run(name: str, panoptic: bool) -> list:
 
     model.eval()
     with torch.no_grad():
-        data = model.data_preprocessor(make_batch(panoptic), False)
+        data = model.data_preprocessor(
+            demo_coco_batch(panoptic, H, W, boxes=BOXES), False)
         return model.predict(data['inputs'], data['data_samples'])
 
 

@@ -2,19 +2,16 @@
 """Tests of DR1Mask, DR1MaskPanoptic and their heads (dr1mask spec 2-6)."""
 import copy
 
-import numpy as np
 import pytest
 import torch
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
-from mmdet.structures.mask import BitmapMasks
 from mmdet.utils import register_all_modules
 from mmengine.registry import DefaultScope
-from mmengine.structures import InstanceData, PixelData
 
 from mmdr1.models import (DR1Mask, DR1MaskFCOSHead, DR1MaskHead,
                           DR1MaskPanoptic, UnifiedPanopticHead)
+from mmdr1.testing import demo_panoptic_sample
 
 register_all_modules(init_default_scope=False)
 
@@ -113,40 +110,10 @@ def build(cfg):
     return model
 
 
-def make_sample(h, w, num_things, seed=0):
-    rng = np.random.RandomState(seed)
-    img = torch.from_numpy(rng.randint(0, 255, (3, h, w)).astype(np.uint8))
-    sem = np.full((h, w), T, dtype=np.int64)
-    sem[h // 2:] = T + 1
-    sem[:2] = 255
-    masks = np.zeros((num_things, h, w), dtype=np.uint8)
-    boxes, labels = [], []
-    for i in range(num_things):
-        y, x = rng.randint(0, h // 2), rng.randint(0, w // 2)
-        dy, dx = rng.randint(12, h // 2), rng.randint(12, w // 2)
-        masks[i, y:y + dy, x:x + dx] = 1
-        boxes.append([x, y, x + dx, y + dy])
-        labels.append(i % T)
-        sem[masks[i].astype(bool)] = i % T
-    sample = DetDataSample(
-        metainfo=dict(
-            img_shape=(h, w), ori_shape=(h, w), scale_factor=(1., 1.)))
-    sample.gt_instances = InstanceData(
-        bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-        labels=torch.tensor(labels, dtype=torch.long),
-        masks=BitmapMasks(masks, h, w))
-    sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(sem)[None])
-    thing = np.zeros((1, h, w), dtype=np.uint8)
-    for mask, label in zip(masks, labels):
-        thing[0][mask.astype(bool)] = label + 1
-    sample.gt_thing_sem_seg = PixelData(sem_seg=torch.from_numpy(thing))
-    return img, sample
-
-
 def make_data(shapes=((92, 130), (84, 100)), things=(3, 0), panoptic=False):
     inputs, samples = [], []
     for i, ((h, w), n) in enumerate(zip(shapes, things)):
-        img, sample = make_sample(h, w, n, seed=i)
+        img, sample = demo_panoptic_sample(h, w, n, T, seed=i, min_size=12)
         if not panoptic:  # instance data: no panoptic map
             del sample.gt_sem_seg
         inputs.append(img)
