@@ -90,6 +90,16 @@ ABLATIONS = {
     'dr1mask_panoptic_ablation_no_context_r50_fpn_3x_coco': (PAN, [
         ('model.bbox_head.with_context', False)
     ]),
+    # Table 7 "Factored"
+    'dr1mask_panoptic_ablation_factored_r50_fpn_3x_coco': (PAN, [
+        ('embed_dim', 336),
+        ('inst_embed_dim', 336 - 64),
+        ('model.bbox_head.embed_dim', 336),
+        ('model.row_embed', 'separate'),
+        ('model.mask_head.instance_module.type', 'FactoredAttention'),
+        ('model.mask_head.instance_module.num_bases', 4),
+        ('model.mask_head.instance_module.rank', 4),
+    ]),
     # Table 5 "32"
     'dr1mask_panoptic_ablation_div32_r50_fpn_3x_coco': (PAN, [
         ('model.data_preprocessor.pad_size_divisor', 32),
@@ -164,6 +174,12 @@ BUILT = {
         ('bbox_head.top_layer.out_channels', 64),
         ('bbox_head.context_layer', None),
     ],
+    'dr1mask_panoptic_ablation_factored_r50_fpn_3x_coco': [
+        ('bbox_head.top_layer.out_channels', 2 * 64 + 64 * 4 + 4 * 4 + 64),
+        ('mask_head.instance_module.embed_dim', 64 * 4 + 4 * 4),
+        ('mask_head.proj', None),
+        ('panoptic_head.conv_stuff.in_channels', 64),
+    ],
     'dr1mask_panoptic_ablation_div32_r50_fpn_3x_coco': [
         ('data_preprocessor.pad_size_divisor', 32),
         ('mask_head.basis.upsample', 'bilinear'),
@@ -176,7 +192,7 @@ SECTIONS = ('model', 'train_cfg', 'val_cfg', 'test_cfg', 'param_scheduler',
             'val_dataloader', 'test_dataloader', 'val_evaluator',
             'test_evaluator', 'default_hooks', 'log_processor', 'custom_hooks',
             'max_iters', 'basis_channels', 'embed_dim', 'num_bases',
-            'attn_rank', 'attn_size', 'num_stuff_classes')
+            'attn_rank', 'attn_size', 'num_stuff_classes', 'inst_embed_dim')
 
 
 def path_of(name: str) -> Path:

@@ -9,6 +9,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmengine.structures import InstanceData
 from torch import Tensor
 
 from .dr1mask import DR1Mask
@@ -47,6 +48,19 @@ class DR1MaskPanoptic(DR1Mask):
             "the detections after score threshold and NMS" without giving
             the threshold (choice). Defaults to 0.0 (the FCOS test
             ``score_thr`` only).
+        row_embed (str): Where the panoptic rows come from (choice, for
+            the paper's Table 7 ablation). ``'shared'`` (default, the
+            paper's panoptic model): the rows are the instance embeddings
+            themselves, so the instance module must take C-dim vector
+            embeddings (``bbox_head.embed_dim`` = C). ``'separate'``: the
+            FCOS top layer predicts ``[e_inst, e_row]``, the instance
+            module's embedding (e.g. factored attention, C*K + K*d
+            numbers) followed by a C-dim panoptic row
+            (``bbox_head.embed_dim`` = module's + C); the paper does not
+            say how factored embeddings become rows, so this keeps the
+            one-layer head unchanged and lets the instance module's mask
+            loss shape the shared basis, which is the effect Table 7
+            measures.
         **kwargs: :class:`DR1Mask` / :class:`BlendMask` arguments.
     """
 
@@ -58,6 +72,7 @@ class DR1MaskPanoptic(DR1Mask):
                  panoptic_head: ConfigType,
                  with_instance_loss: bool = True,
                  instance_score_thr: float = 0.0,
+                 row_embed: str = 'shared',
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -78,14 +93,45 @@ class DR1MaskPanoptic(DR1Mask):
             raise ValueError(
                 "DR1MaskPanoptic needs bbox_head.merge_embeds='mean' (or "
                 "'own') for the instance rows at inference")
+        if row_embed not in ('shared', 'separate'):
+            raise ValueError(f"DR1MaskPanoptic: row_embed must be 'shared' "
+                             f"or 'separate', got {row_embed!r}")
+        self.row_embed = row_embed
         embed_dim = self.bbox_head.embed_dim
         channels = self.panoptic_head.in_channels
-        if embed_dim != channels:
+        module_dim = self.mask_head.blender.embed_dim
+        if row_embed == 'shared' and embed_dim != channels:
             raise ValueError(
                 f'DR1MaskPanoptic: the panoptic rows are the embeddings '
                 f'({embed_dim} numbers) but the panoptic head takes '
                 f'{channels}-channel bases: use vector embeddings '
-                '(embed_dim = basis channels)')
+                "(embed_dim = basis channels) or row_embed='separate'")
+        if row_embed == 'separate' and embed_dim != module_dim + channels:
+            raise ValueError(
+                "DR1MaskPanoptic(row_embed='separate'): bbox_head.embed_dim "
+                f'must be the instance module\'s {module_dim} plus the '
+                f'{channels}-dim panoptic row = {module_dim + channels}, '
+                f'got {embed_dim}')
+        self._module_dim = module_dim if row_embed == 'separate' else None
+
+    def _instance_part(self, infos: List[InstanceData]) -> List[InstanceData]:
+        """Copies of ``infos`` for ``row_embed='separate'``.
+
+        ``top_feats`` keeps the instance module's part of ``[e_inst,
+        e_row]``; ``merged_top_feats`` (the NMS-merged embeddings at
+        inference, which become the panoptic rows) keeps the row part.
+        """
+        out = []
+        for info in infos:
+            new = InstanceData(metainfo=info.metainfo)
+            for key, value in info.items():
+                new[key] = value
+            new.top_feats = info.top_feats[:, :self._module_dim]
+            if 'merged_top_feats' in info:
+                new.merged_top_feats = \
+                    info.merged_top_feats[:, self._module_dim:]
+            out.append(new)
+        return out
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList,
              **kwargs) -> Dict[str, Tensor]:
@@ -103,6 +149,15 @@ class DR1MaskPanoptic(DR1Mask):
         x = self.extract_feat(batch_inputs)
         losses = self.bbox_head.loss(x, batch_data_samples)
         positive_infos = self.bbox_head.get_positive_infos()
+        row_infos = positive_infos
+        if self._module_dim is not None:
+            row_infos = [
+                InstanceData(
+                    top_feats=p.top_feats[:, self._module_dim:],
+                    pos_assigned_gt_inds=p.pos_assigned_gt_inds)
+                for p in positive_infos
+            ]
+            positive_infos = self._instance_part(positive_infos)
         bases, sem_logits, basis = self.mask_head(
             x,
             self.bbox_head.get_contexts(),
@@ -115,7 +170,7 @@ class DR1MaskPanoptic(DR1Mask):
                                                  positive_infos))
         gt_instances, _, _ = unpack_gt_instances(batch_data_samples)
         rows, valid, boxes = [], [], []
-        for pos, gt in zip(positive_infos, gt_instances):
+        for pos, gt in zip(row_infos, gt_instances):
             r, v = self.panoptic_head.instance_rows(pos.top_feats,
                                                     pos.pos_assigned_gt_inds,
                                                     len(gt))
@@ -172,6 +227,8 @@ class DR1MaskPanoptic(DR1Mask):
         x = self.extract_feat(batch_inputs)
         results_list = self.bbox_head.predict(
             x, batch_data_samples, rescale=False)
+        if self._module_dim is not None:
+            results_list = self._instance_part(results_list)
         bases, _, basis = self.mask_head(
             x,
             self.bbox_head.get_contexts(),

@@ -350,3 +350,59 @@ def test_panoptic_config_checks():
     cfg = model_cfg(panoptic=True)  # factored embeddings != C
     with pytest.raises(ValueError, match='vector'):
         build(cfg)
+
+
+def separate_rows_cfg():
+    """Factored attention + a separate C-dim panoptic row (Table 7)."""
+    cfg = model_cfg(panoptic=True)
+    cfg['row_embed'] = 'separate'
+    cfg['bbox_head']['embed_dim'] += C
+    return cfg
+
+
+def test_panoptic_separate_rows_loss():
+    model = build(separate_rows_cfg())
+    assert model.row_embed == 'separate'
+    model.train()
+    data = model.data_preprocessor(make_data(panoptic=True), True)
+    losses = model(**data, mode='loss')
+    assert {'loss_panoptic', 'loss_mask'} <= set(losses)
+    # the panoptic loss reaches only the row part of the embedding, the
+    # mask loss only the instance-module part
+    module_dim = model.mask_head.blender.embed_dim
+    weight = model.bbox_head.top_layer.weight
+    embed_rows = slice(2 * C, 2 * C + module_dim)
+    row_rows = slice(2 * C + module_dim, 2 * C + module_dim + C)
+    losses['loss_panoptic'].backward(retain_graph=True)
+    assert weight.grad[row_rows].abs().sum() > 0
+    assert weight.grad[embed_rows].abs().sum() == 0
+    model.zero_grad()
+    losses['loss_mask'].backward()
+    assert weight.grad[embed_rows].abs().sum() > 0
+    assert weight.grad[row_rows].abs().sum() == 0
+
+
+def test_panoptic_separate_rows_predict():
+    model = build(separate_rows_cfg())
+    model.eval()
+    shapes = ((61, 77), )
+    data = model.data_preprocessor(
+        make_data(shapes=shapes, things=(2, ), panoptic=True), False)
+    with torch.no_grad():
+        results = model(**data, mode='predict')
+    pan = results[0].pred_panoptic_seg.sem_seg
+    assert pan.shape == (1, 61, 77)
+    inst = results[0].pred_instances
+    assert 'merged_top_feats' not in inst
+    assert inst.masks.shape[-2:] == (61, 77)
+
+
+def test_panoptic_separate_rows_checks():
+    cfg = separate_rows_cfg()
+    cfg['bbox_head']['embed_dim'] -= 1
+    with pytest.raises(ValueError, match='plus the'):
+        build(cfg)
+    cfg = separate_rows_cfg()
+    cfg['row_embed'] = 'both'
+    with pytest.raises(ValueError, match='row_embed'):
+        build(cfg)
