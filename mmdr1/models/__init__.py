@@ -3,4 +3,6 @@ from .dense_heads import *  # noqa: F401,F403
 from .detectors import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
+from .roi_heads import *  # noqa: F401,F403
 from .seg_heads import *  # noqa: F401,F403
+from .test_time_augs import *  # noqa: F401,F403
