@@ -26,7 +26,7 @@ def _mmdet_installed() -> bool:
 # Without mmdet only the compiled ops (``mmdr1.ops``, torch alone) are usable,
 # so that kernels can be built and tested on their own.
 if _mmdet_installed():
-    from . import datasets, models  # noqa: F401  (registers the components)
+    from . import datasets, evaluation, models  # noqa: F401 (registers)
     from .utils.checkpoint import allow_mmengine_checkpoints
 
     allow_mmengine_checkpoints()

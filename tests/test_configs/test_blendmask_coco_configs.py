@@ -223,7 +223,7 @@ def test_data(name, depth, schedule, variant) -> None:
         assert train.ann_file == 'annotations/panoptic_train2017.json'
         assert (cfg.val_dataloader.dataset.ann_file ==
                 'annotations/panoptic_val2017.json')
-        assert type_name(cfg.val_evaluator) == 'CocoPanopticMetric'
+        assert type_name(cfg.val_evaluator) == 'SafeCocoPanopticMetric'
     else:
         assert type_name(train) == 'CocoDataset'
         assert train.ann_file == 'annotations/instances_train2017.json'

@@ -417,7 +417,7 @@ def test_panoptic_data() -> None:
     thing = cfg.train_dataloader.dataset.pipeline[-2]
     assert (thing.seg_key, thing.source,
             thing.num_things_classes) == ('gt_thing_sem_seg', 'panoptic', 80)
-    assert type_name(cfg.val_evaluator) == 'CocoPanopticMetric'
+    assert type_name(cfg.val_evaluator) == 'SafeCocoPanopticMetric'
     assert cfg.custom_hooks == []
 
 

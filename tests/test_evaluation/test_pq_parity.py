@@ -1,6 +1,9 @@
 # Copyright (c) mmdr1 contributors. All rights reserved.
 """PQ of mmdet's ``CocoPanopticMetric`` equals panopticapi's ``pq_compute``.
 
+(And so does mmdr1's ``SafeCocoPanopticMetric``, which the data configs use,
+without changing the predictions it is given.)
+
 A small ground truth (two images, 2 thing and 2 stuff classes in use, a
 crowd region and void pixels) and a crafted prediction with the usual
 errors: two persons merged into one segment, a person split in two, a
@@ -32,6 +35,7 @@ from panopticapi.utils import id2rgb
 from PIL import Image
 
 from mmdr1.datasets import CITYSCAPES_STUFF, CITYSCAPES_THINGS
+from mmdr1.evaluation import SafeCocoPanopticMetric
 
 H, W = 40, 60
 
@@ -230,10 +234,19 @@ def _panopticapi(gt_json: str, pred_json: str, gt_dir: str,
     return out
 
 
-def _run_metric(setup: dict, maps: List[np.ndarray], seg_infos: List[list],
-                gt_dir: str, **kwargs) -> Dict[str, float]:
-    """Score the predictions with ``CocoPanopticMetric(**kwargs)``."""
-    metric = CocoPanopticMetric(seg_prefix=gt_dir, nproc=1, **kwargs)
+def _run_metric(setup: dict,
+                maps: List[np.ndarray],
+                seg_infos: List[list],
+                gt_dir: str,
+                metric_cls: type = CocoPanopticMetric,
+                **kwargs) -> Dict[str, float]:
+    """Score the predictions with ``metric_cls(**kwargs)``.
+
+    ``SafeCocoPanopticMetric`` gets the maps themselves and must leave them
+    as they were; mmdet's metric gets copies.
+    """
+    safe = metric_cls is SafeCocoPanopticMetric
+    metric = metric_cls(seg_prefix=gt_dir, nproc=1, **kwargs)
     metric.dataset_meta = setup['meta']
     samples = []
     for (img_id, img_name), pan, infos in zip(setup['images'], maps,
@@ -245,11 +258,15 @@ def _run_metric(setup: dict, maps: List[np.ndarray], seg_infos: List[list],
                 ori_shape=(H, W),
                 seg_map_path=osp.join(gt_dir, _png_name(img_name)),
                 segments_info=infos,
-                # a copy: on CPU the metric writes VOID = 0 into the map
-                pred_panoptic_seg=dict(
-                    sem_seg=torch.from_numpy(pan.copy())[None])))
+                # a copy: on CPU mmdet's metric writes VOID = 0 into the map
+                pred_panoptic_seg=dict(sem_seg=torch.from_numpy(
+                    pan if safe else pan.copy())[None])))
+    before = [m.copy() for m in maps]
     metric.process({}, samples[:1])
     metric.process({}, samples[1:])
+    if safe:
+        for pan, ref in zip(maps, before):
+            np.testing.assert_array_equal(pan, ref)
     with contextlib.redirect_stdout(io.StringIO()):
         res = metric.evaluate(len(samples))
     return {k.split('/')[-1]: v for k, v in res.items()}
@@ -294,10 +311,13 @@ def test_pq_matches_panopticapi(kind: str, tmp_path) -> None:
         dict(outfile_prefix=osp.join(root, 'out', 'results2')),
     }
     for mode, kwargs in modes.items():
-        res = _run_metric(setup, maps, seg_infos, gt_dir, **kwargs)
-        assert set(res) == set(ref), mode
-        for key, value in ref.items():
-            assert res[key] == pytest.approx(value, abs=1e-9), (mode, key)
+        for metric_cls in (CocoPanopticMetric, SafeCocoPanopticMetric):
+            res = _run_metric(setup, maps, seg_infos, gt_dir, metric_cls,
+                              **kwargs)
+            assert set(res) == set(ref), mode
+            for key, value in ref.items():
+                assert res[key] == pytest.approx(value,
+                                                 abs=1e-9), (mode, key)
 
     # the prediction files the metric wrote score the same
     written = _panopticapi(gt_json, f'{outfile}.panoptic.json', gt_dir,

@@ -4,8 +4,9 @@ from mmcv.transforms import LoadImageFromFile
 from mmdet.datasets import AspectRatioBatchSampler, CocoPanopticDataset
 from mmdet.datasets.transforms import (LoadPanopticAnnotations, PackDetInputs,
                                        RandomFlip, Resize)
-from mmdet.evaluation import CocoPanopticMetric
 from mmengine.dataset import DefaultSampler
+
+from mmdr1.evaluation import SafeCocoPanopticMetric
 
 dataset_type = CocoPanopticDataset
 data_root = 'data/coco/'
@@ -60,7 +61,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
-    type=CocoPanopticMetric,
+    type=SafeCocoPanopticMetric,
     ann_file=data_root + 'annotations/panoptic_val2017.json',
     seg_prefix=data_root + 'annotations/panoptic_val2017/',
     backend_args=backend_args)

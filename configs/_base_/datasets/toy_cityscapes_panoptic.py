@@ -17,10 +17,10 @@ from mmdet.datasets import AspectRatioBatchSampler
 from mmdet.datasets.transforms import (FilterAnnotations,
                                        LoadPanopticAnnotations, PackDetInputs,
                                        RandomCrop, RandomFlip, Resize)
-from mmdet.evaluation import CocoPanopticMetric
 from mmengine.dataset import DefaultSampler
 
 from mmdr1.datasets import CityscapesPanopticDataset
+from mmdr1.evaluation import SafeCocoPanopticMetric
 
 dataset_type = CityscapesPanopticDataset
 data_root = 'data/toy_cityscapes/'
@@ -93,7 +93,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
-    type=CocoPanopticMetric,
+    type=SafeCocoPanopticMetric,
     ann_file=data_root + 'annotations/cityscapes_panoptic_val.json',
     seg_prefix=data_root + 'annotations/cityscapes_panoptic_val/',
     backend_args=backend_args)

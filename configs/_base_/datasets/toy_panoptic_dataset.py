@@ -12,10 +12,10 @@ from mmcv.transforms import LoadImageFromFile
 from mmdet.datasets import AspectRatioBatchSampler
 from mmdet.datasets.transforms import (LoadPanopticAnnotations, PackDetInputs,
                                        RandomFlip, Resize)
-from mmdet.evaluation import CocoPanopticMetric
 from mmengine.dataset import DefaultSampler
 
 from mmdr1.datasets import ToyPanopticDataset
+from mmdr1.evaluation import SafeCocoPanopticMetric
 
 dataset_type = ToyPanopticDataset
 data_root = 'data/toy_panoptic/'
@@ -69,7 +69,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
-    type=CocoPanopticMetric,
+    type=SafeCocoPanopticMetric,
     ann_file=data_root + 'annotations/panoptic_val.json',
     seg_prefix=data_root + 'annotations/panoptic_val/',
     backend_args=backend_args)

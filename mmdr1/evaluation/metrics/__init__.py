@@ -1,0 +1,4 @@
+# Copyright (c) mmdr1 contributors. All rights reserved.
+from .safe_coco_panoptic_metric import SafeCocoPanopticMetric
+
+__all__ = ['SafeCocoPanopticMetric']
