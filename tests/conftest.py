@@ -55,3 +55,30 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(num)
+
+
+@pytest.fixture(scope='session')
+def toy_cityscapes(tmp_path_factory) -> str:
+    """A converted toy Cityscapes set (2 train images, 1 val, 64 x 128):
+    ``leftImg8bit/``, ``gtFine/`` and the converter's ``annotations/``."""
+    import contextlib
+    import importlib.util
+    import io
+    import os
+    import sys
+
+    from mmdr1.datasets import make_toy_cityscapes
+    root = str(tmp_path_factory.mktemp('toy_cityscapes'))
+    make_toy_cityscapes(root, num_train=2, num_val=1, img_size=(64, 128))
+    name = 'mmdr1_cityscapes_converter'
+    if name not in sys.modules:
+        converter = REPO / 'tools' / 'dataset_converters' / 'cityscapes.py'
+        spec = importlib.util.spec_from_file_location(name, str(converter))
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    out = os.path.join(root, 'annotations')
+    os.makedirs(out)
+    with contextlib.redirect_stdout(io.StringIO()):
+        for split in ('train', 'val'):
+            sys.modules[name].convert_split(root, out, split)
+    return root

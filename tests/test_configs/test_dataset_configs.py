@@ -6,13 +6,8 @@ COCO instance file, ``cityscapes_panoptic.py`` and its 1/8-scale toy
 version on a converted toy Cityscapes set, ``coco_panoptic.py`` on the toy
 panoptic set; the COCO configs with the toy classes (``metainfo``).
 """
-import contextlib
 import copy
 import importlib.util
-import io
-import os
-import os.path as osp
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +20,6 @@ import mmdr1  # noqa: F401  (registers the mmdr1 datasets)
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / 'configs' / '_base_' / 'datasets'
-CONVERTER = REPO / 'tools' / 'dataset_converters' / 'cityscapes.py'
 
 
 def _load(name: str) -> Config:
@@ -37,24 +31,6 @@ def toy_coco(tmp_path_factory) -> str:
     from mmdr1.datasets import make_toy_panoptic
     root = str(tmp_path_factory.mktemp('toy_coco'))
     make_toy_panoptic(root, num_train=3, num_val=1, img_size=64)
-    return root
-
-
-@pytest.fixture(scope='module')
-def toy_cityscapes(tmp_path_factory) -> str:
-    from mmdr1.datasets import make_toy_cityscapes
-    root = str(tmp_path_factory.mktemp('toy_cityscapes'))
-    make_toy_cityscapes(root, num_train=2, num_val=1, img_size=(64, 128))
-    name = 'mmdr1_cityscapes_converter'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, str(CONVERTER))
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    out = osp.join(root, 'annotations')
-    os.makedirs(out)
-    with contextlib.redirect_stdout(io.StringIO()):
-        for split in ('train', 'val'):
-            sys.modules[name].convert_split(root, out, split)
     return root
 
 

@@ -447,10 +447,11 @@ def test_ablation_modules(name: str) -> None:
 
 
 def test_panoptic_factored_is_rejected() -> None:
-    """Paper Table 7 "Factored" has no config: the unified panoptic layer
+    """With the default ``row_embed='shared'`` the unified panoptic layer
     takes the embeddings as its rows, so DR1MaskPanoptic needs
     ``embed_dim == C``, while factored embeddings have ``C * K + K * d``
-    numbers (272 for C = 64). The detector refuses that model."""
+    numbers (272 for C = 64). The detector refuses that model; the Table 7
+    config adds a separate row (``row_embed='separate'``)."""
     cfg = copy.deepcopy(load(PAN).model)
     cfg.bbox_head.embed_dim = 64 * 4 + 4 * 4
     cfg.mask_head.instance_module = dict(
@@ -546,3 +547,73 @@ def test_panoptic_forward(one_thread) -> None:
     pan = results[0].pred_panoptic_seg.sem_seg
     assert pan.shape == (1, H, W)
     assert results[0].pred_instances.masks.shape[-2:] == (H, W)
+
+
+# ---------------------------------------------------------------------------
+# Cityscapes panoptic
+# ---------------------------------------------------------------------------
+CITY = 'dr1mask_panoptic_r50_fpn_cityscapes'
+
+
+def test_cityscapes_config() -> None:
+    """The COCO panoptic model with 8 things / 11 stuff on the Cityscapes
+    data (with the thing-semantic target) and its own schedule."""
+    cfg = load(CITY)
+    coco = load(PAN)
+    data = Config.fromfile(
+        str(CFG_ROOT / '_base_' / 'datasets' / 'cityscapes_panoptic.py'))
+    model = cfg.model
+    assert model.bbox_head.num_classes == 8
+    assert model.mask_head.num_things_classes == 8
+    pan = model.panoptic_head
+    assert (pan.num_things_classes, pan.num_stuff_classes,
+            pan.stuff_area_limit) == (8, 11, 2048)
+    # only the class counts and the stuff area differ from the COCO model
+    diff = dict_diff(model, coco.model)
+    assert set(diff) == {
+        'bbox_head.num_classes', 'mask_head.num_things_classes',
+        'panoptic_head.num_things_classes', 'panoptic_head.num_stuff_classes',
+        'panoptic_head.stuff_area_limit'
+    }
+    # Cityscapes data; the train pipeline adds the thing-semantic target
+    train = cfg.train_dataloader.dataset
+    assert type_name(train) == 'CityscapesPanopticDataset'
+    names = [type_name(t) for t in train.pipeline]
+    ref = [type_name(t) for t in data.train_dataloader.dataset.pipeline]
+    assert names == ref[:-1] + [
+        'GenerateThingSemanticSeg', 'PackDetInputsWithThingSem'
+    ]
+    assert train.pipeline[-2].num_things_classes == 8
+    assert flat(cfg.val_dataloader) == flat(data.val_dataloader)
+    assert flat(cfg.val_evaluator) == flat(data.val_evaluator)
+    assert cfg.train_cfg.max_iters == 65000
+    assert cfg.param_scheduler[1].milestones == [50000, 60000]
+    assert flat(cfg.optim_wrapper) == flat(coco.optim_wrapper)
+
+
+def test_cityscapes_train_step(toy_cityscapes: str, one_thread) -> None:
+    """The config's train pipeline (scaled down) on a converted toy
+    Cityscapes set, then one loss step of the built model."""
+    from mmdet.registry import DATASETS
+    from mmengine.dataset import pseudo_collate
+    cfg = load(CITY)
+    dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    dataset_cfg.data_root = toy_cityscapes
+    for t in dataset_cfg.pipeline:
+        if type_name(t) == 'RandomResize':
+            t.scale = (256, 128)
+        elif type_name(t) == 'RandomCrop':
+            t.crop_size = (128, 64)
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        dataset = DATASETS.build(dataset_cfg)
+    batch = pseudo_collate([dataset[i % len(dataset)] for i in range(2)])
+    thing = batch['data_samples'][0].gt_thing_sem_seg.sem_seg
+    assert int(thing.max()) <= 8
+    model = build(cfg.model)
+    model.train()
+    data = model.data_preprocessor(batch, True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert {'loss_panoptic', 'loss_basis_sem', 'loss_mask'} <= set(losses)
+    total, _ = model.parse_losses(losses)
+    assert torch.isfinite(total)
