@@ -7,9 +7,18 @@ how to build it.
 """
 from .aligned_upsample import (AlignedUpsampleFunction, aligned_upsample,
                                aligned_upsample_supported)
+from .blend import BlendFunction, blend, blend_ref, blend_supported
 from .ext_loader import ext_available, load_ext
+from .factored_blend import (FactoredProjectFunction,
+                             FactoredSoftmaxBlendFunction, factored_blend,
+                             factored_blend_ref, factored_blend_supported,
+                             factored_project, factored_softmax_blend)
 
 __all__ = [
     'AlignedUpsampleFunction', 'aligned_upsample',
-    'aligned_upsample_supported', 'ext_available', 'load_ext'
+    'aligned_upsample_supported', 'BlendFunction', 'blend', 'blend_ref',
+    'blend_supported', 'FactoredProjectFunction',
+    'FactoredSoftmaxBlendFunction', 'factored_blend', 'factored_blend_ref',
+    'factored_blend_supported', 'factored_project', 'factored_softmax_blend',
+    'ext_available', 'load_ext'
 ]

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from mmdr1.ops import blend, blend_supported
 from .base_roi_mask import BaseRoIMask, _check_positive_int
 
 _TOP_INTERP_MODES = ('bilinear', 'nearest')
@@ -32,8 +33,14 @@ class Blender(BaseRoIMask):
 
     The caller chooses the boxes: GT boxes in training (spec section 8 and
     section 14 item 7), unclipped predicted boxes at inference (spec
-    section 9 and section 14 item 5). A later fused kernel keeps this
-    interface.
+    section 9 and section 14 item 5).
+
+    With ``use_fused=True`` (the default) and ``top_interp='bilinear'``,
+    :meth:`forward` computes steps 1-3 with the compiled kernel
+    :func:`mmdr1.ops.blend` whenever it is built and supports the inputs'
+    device and dtype (:meth:`uses_fused`): the same result to float
+    rounding, without the (P, K, R, R) intermediates. Otherwise it runs the
+    pure PyTorch path above, which is the reference.
 
     Args:
         num_bases (int): Number of bases ``K``. Defaults to 4.
@@ -46,6 +53,8 @@ class Blender(BaseRoIMask):
             adaptive). Defaults to 1.
         top_interp (str): Attention resize mode, ``'bilinear'`` or
             ``'nearest'``. Defaults to ``'bilinear'``.
+        use_fused (bool): Use the compiled fused blender when it can run
+            (see above). Defaults to True.
         init_cfg (dict, optional): Initialization config. The layer has no
             parameters. Defaults to None.
     """
@@ -61,6 +70,7 @@ class Blender(BaseRoIMask):
                  spatial_scale: float = 0.25,
                  sampling_ratio: int = 1,
                  top_interp: str = 'bilinear',
+                 use_fused: bool = True,
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
         _check_positive_int('num_bases', num_bases)
         _check_positive_int('attn_size', attn_size)
@@ -76,6 +86,7 @@ class Blender(BaseRoIMask):
         self.num_bases = num_bases
         self.attn_size = attn_size
         self.top_interp = top_interp
+        self.use_fused = bool(use_fused)
 
     @property
     def embed_dim(self) -> int:
@@ -103,6 +114,16 @@ class Blender(BaseRoIMask):
         coeffs = coeffs.softmax(dim=1)
         return (crops * coeffs).sum(dim=1)
 
+    def uses_fused(self, bases: Tensor, rois: Tensor, attns: Tensor) -> bool:
+        """Whether :meth:`forward` would use the compiled fused blender.
+
+        True when ``use_fused`` is set, ``top_interp`` is ``'bilinear'``
+        and :func:`mmdr1.ops.blend_supported` accepts the inputs (extension
+        built, kernels for their device, a supported common dtype).
+        """
+        return (self.use_fused and self.top_interp == 'bilinear'
+                and blend_supported(bases, rois, attns))
+
     def forward(self, bases: Tensor, rois: Tensor, attns: Tensor) -> Tensor:
         """Blend the pooled bases of each RoI with its attention.
 
@@ -118,14 +139,23 @@ class Blender(BaseRoIMask):
             Tensor: Mask logits of shape (P, R, R), R = bottom_resolution.
             With P = 0 an empty tensor still connected to the graph.
         """
-        return super().forward(bases, rois, attns)
+        if not self.uses_fused(bases, rois, attns):
+            return super().forward(bases, rois, attns)
+        self._check_inputs(bases, rois, attns)
+        if rois.size(0) == 0:
+            return self._empty_output(bases, attns)
+        coeffs = attns.reshape(-1, self.num_bases, self.attn_size,
+                               self.attn_size)
+        return blend(bases, rois, coeffs, self.spatial_scale,
+                     self.sampling_ratio, self.bottom_resolution)
 
     def extra_repr(self) -> str:
         return (f'num_bases={self.num_bases}, attn_size={self.attn_size}, '
                 f'bottom_resolution={self.bottom_resolution}, '
                 f'spatial_scale={self.spatial_scale}, '
                 f'sampling_ratio={self.sampling_ratio}, '
-                f"top_interp='{self.top_interp}'")
+                f"top_interp='{self.top_interp}', "
+                f'use_fused={self.use_fused}')
 
 
 __all__ = ['Blender']

@@ -12,6 +12,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from mmdr1.ops import factored_blend, factored_blend_supported
 from .base_roi_mask import BaseRoIMask, _check_positive_int
 
 
@@ -49,6 +50,13 @@ class FactoredAttention(BaseRoIMask):
     predicts 5x fewer channels and all ``Q`` are formed with one einsum, so
     the module costs about as much as the vector module (paper Table 4).
 
+    With ``use_fused=True`` (the default), :meth:`forward` computes steps
+    1-4 with the compiled kernels :func:`mmdr1.ops.factored_blend` whenever
+    they are built and support the inputs' device and dtype
+    (:meth:`uses_fused`): the same result to float rounding, without
+    storing the (P, C, R, R) crop, ``Q`` or the softmax. Otherwise it runs
+    the pure PyTorch path above, which is the reference.
+
     Initialisation: ``U`` and ``V`` are drawn i.i.d. from
     ``N(0, init_std ** 2)`` with ``init_std = d ** -0.25`` by default, so
     that ``Var(Q[y, x]) = sum_j s_j ** 2 * init_std ** 4 = mean_j s_j ** 2``:
@@ -69,6 +77,8 @@ class FactoredAttention(BaseRoIMask):
             adaptive). Defaults to 1.
         init_std (float, optional): Std of the normal init of ``U`` and
             ``V``. None means ``rank ** -0.25``. Defaults to None.
+        use_fused (bool): Use the compiled fused kernels when they can run
+            (see above). Defaults to True.
         init_cfg (dict or list[dict], optional): Initialization config.
             Defaults to None.
     """
@@ -83,6 +93,7 @@ class FactoredAttention(BaseRoIMask):
                  spatial_scale: float = 0.25,
                  sampling_ratio: int = 1,
                  init_std: Optional[float] = None,
+                 use_fused: bool = True,
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
         super().__init__(
             in_channels=in_channels,
@@ -102,6 +113,7 @@ class FactoredAttention(BaseRoIMask):
         self.num_bases = num_bases
         self.rank = rank
         self.init_std = float(init_std)
+        self.use_fused = bool(use_fused)
         res = bottom_resolution
         self.U = nn.Parameter(torch.empty(num_bases, res, rank))
         self.V = nn.Parameter(torch.empty(num_bases, rank, res))
@@ -170,6 +182,43 @@ class FactoredAttention(BaseRoIMask):
         """
         return self.attention_logits(embeds).softmax(dim=1)
 
+    def uses_fused(self, basis: Tensor, rois: Tensor, embeds: Tensor) -> bool:
+        """Whether :meth:`forward` would use the compiled fused kernels.
+
+        True when ``use_fused`` is set,
+        :func:`mmdr1.ops.factored_blend_supported` accepts the inputs
+        (extension built, kernels for their device, a supported common
+        dtype) and ``U`` and ``V`` are on their device.
+        """
+        return (self.use_fused
+                and factored_blend_supported(basis, rois, embeds)
+                and self.U.device == basis.device
+                and self.V.device == basis.device)
+
+    def forward(self, basis: Tensor, rois: Tensor, embeds: Tensor) -> Tensor:
+        """Crop the basis with every RoI and apply the factored attention.
+
+        Args:
+            basis (Tensor): Basis features of shape (N, C, H, W), on a grid
+                of ``1 / spatial_scale`` input pixels.
+            rois (Tensor): RoIs of shape (P, 5) as ``[batch_index, x1, y1,
+                x2, y2]`` in input-image pixels.
+            embeds (Tensor): Embeddings of shape (P, C * K + K * d).
+
+        Returns:
+            Tensor: Mask logits of shape (P, R, R), R = bottom_resolution.
+            With P = 0 an empty tensor still connected to the graph.
+        """
+        if not self.uses_fused(basis, rois, embeds):
+            return super().forward(basis, rois, embeds)
+        self._check_inputs(basis, rois, embeds)
+        if rois.size(0) == 0:
+            return self._empty_output(basis, embeds)
+        w, s = self.split_embeds(embeds)
+        return factored_blend(basis, rois, w, s, self.U.to(s.dtype),
+                              self.V.to(s.dtype), self.spatial_scale,
+                              self.sampling_ratio)
+
     def _combine(self, crops: Tensor, embeds: Tensor) -> Tensor:
         """Project crops (P, C, R, R) and blend them with the attention."""
         num_rois, res = crops.size(0), self.bottom_resolution
@@ -185,7 +234,7 @@ class FactoredAttention(BaseRoIMask):
                 f'bottom_resolution={self.bottom_resolution}, '
                 f'spatial_scale={self.spatial_scale}, '
                 f'sampling_ratio={self.sampling_ratio}, '
-                f'init_std={self.init_std}')
+                f'init_std={self.init_std}, use_fused={self.use_fused}')
 
 
 __all__ = ['FactoredAttention']

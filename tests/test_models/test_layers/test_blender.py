@@ -251,3 +251,73 @@ def test_interface_properties():
         blender.embed_dim = 3
     with pytest.raises(AttributeError):
         blender.in_channels = 3
+
+
+def _fused_built():
+    from mmdr1.ops import blend_supported
+    x = torch.zeros(1)
+    return blend_supported(x, x, x)
+
+
+requires_fused = pytest.mark.skipif(
+    not _fused_built(),
+    reason='mmdr1._ext is not built (python setup.py build_ext --inplace)')
+
+
+def _rois_with_edge_cases(g):
+    rois = random_rois(6, 2, 52, 68, g)
+    rois[1, 3:] = rois[1, 1:3] + 0.25  # tiny box
+    rois[2, 3:] = rois[2, 1:3]  # empty box
+    rois[3, 1:] = torch.tensor([-30., -20., 40., 90.])  # partly outside
+    return rois
+
+
+@requires_fused
+@pytest.mark.parametrize('ratio', [0, 1, 2])
+def test_use_fused_matches_pytorch_path(ratio):
+    g = torch.Generator().manual_seed(7)
+    bases = torch.randn(2, 4, 13, 17, generator=g)
+    rois = _rois_with_edge_cases(g)
+    attns = torch.randn(6, 4 * 14 * 14, generator=g)
+    fused = Blender(sampling_ratio=ratio)
+    ref = Blender(sampling_ratio=ratio, use_fused=False)
+    assert fused.use_fused and fused.uses_fused(bases, rois, attns)
+    assert not ref.uses_fused(bases, rois, attns)
+    outs, grads = [], []
+    for blender in (fused, ref):
+        b, a = bases.clone().requires_grad_(), attns.clone().requires_grad_()
+        out = blender(b, rois, a)
+        out.backward(torch.linspace(-1, 1, out.numel()).view(out.shape))
+        outs.append(out)
+        grads.append((b.grad, a.grad))
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    for x, y in zip(*grads):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)
+
+
+@requires_fused
+def test_use_fused_gradcheck_and_empty_rois():
+    g = torch.Generator().manual_seed(8)
+    blender = Blender(num_bases=2, attn_size=3, bottom_resolution=4)
+    bases = torch.randn(
+        1, 2, 5, 4, generator=g, dtype=torch.float64).requires_grad_()
+    rois = torch.tensor([[0., -2., 1., 11., 30.]], dtype=torch.float64)
+    attns = torch.randn(
+        1, 18, generator=g, dtype=torch.float64).requires_grad_()
+    assert blender.uses_fused(bases, rois, attns)
+    assert torch.autograd.gradcheck(lambda b, a: blender(b, rois, a),
+                                    (bases, attns))
+    out = blender(bases, rois[:0], attns[:0])
+    assert out.shape == (0, 4, 4) and out.requires_grad
+    out.sum().backward()
+    assert torch.all(bases.grad == 0)
+
+
+def test_use_fused_only_for_bilinear_and_configurable():
+    bases, rois, attns = _good()
+    assert not Blender(top_interp='nearest').uses_fused(bases, rois, attns)
+    assert not Blender(use_fused=False).uses_fused(bases, rois, attns)
+    # Unsupported dtype (half on CPU): the PyTorch path runs instead.
+    assert not Blender().uses_fused(bases.half(), rois.half(), attns.half())
+    blender = MODELS.build(dict(type='Blender', use_fused=False))
+    assert blender.use_fused is False and 'use_fused=False' in repr(blender)

@@ -300,3 +300,69 @@ def test_bad_inputs(which, bad, match):
     args[which] = bad
     with pytest.raises(ValueError, match=match):
         module(*args)
+
+
+def _fused_built():
+    from mmdr1.ops import factored_blend_supported
+    x = torch.zeros(1)
+    return factored_blend_supported(x, x, x)
+
+
+requires_fused = pytest.mark.skipif(
+    not _fused_built(),
+    reason='mmdr1._ext is not built (python setup.py build_ext --inplace)')
+
+
+@requires_fused
+@pytest.mark.parametrize('ratio', [0, 1])
+def test_use_fused_matches_pytorch_path(ratio):
+    g = torch.Generator().manual_seed(9)
+    fused = randomize(
+        FactoredAttention(
+            in_channels=6,
+            num_bases=3,
+            rank=2,
+            bottom_resolution=10,
+            sampling_ratio=ratio), g)
+    ref = FactoredAttention(
+        in_channels=6,
+        num_bases=3,
+        rank=2,
+        bottom_resolution=10,
+        sampling_ratio=ratio,
+        use_fused=False)
+    ref.load_state_dict(fused.state_dict())
+    basis = torch.randn(2, 6, 8, 9, generator=g)
+    rois = random_rois(5, 2, 32, 36, g)
+    rois[1, 3:] = rois[1, 1:3] + 0.25  # tiny box
+    rois[2, 3:] = rois[2, 1:3]  # empty box
+    rois[3, 1:] = torch.tensor([-20., -10., 30., 60.])  # partly outside
+    embeds = torch.randn(5, fused.embed_dim, generator=g)
+    assert fused.uses_fused(basis, rois, embeds)
+    assert not ref.uses_fused(basis, rois, embeds)
+    outs, grads = [], []
+    for module in (fused, ref):
+        module.zero_grad()
+        b, e = basis.clone().requires_grad_(), embeds.clone().requires_grad_()
+        out = module(b, rois, e)
+        out.backward(torch.linspace(-1, 1, out.numel()).view(out.shape))
+        outs.append(out)
+        grads.append((b.grad, e.grad, module.U.grad, module.V.grad))
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    for x, y in zip(*grads):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
+
+
+@requires_fused
+def test_use_fused_empty_rois_and_repr():
+    module = FactoredAttention(in_channels=8)
+    basis = torch.randn(2, 8, 6, 7, requires_grad=True)
+    embeds = torch.randn(0, module.embed_dim, requires_grad=True)
+    assert module.uses_fused(basis, torch.zeros(0, 5), embeds)
+    out = module(basis, torch.zeros(0, 5), embeds)
+    assert out.shape == (0, 56, 56)
+    out.sum().backward()
+    assert torch.all(basis.grad == 0) and torch.all(module.U.grad == 0)
+    assert 'use_fused=True' in repr(module)
+    assert not FactoredAttention(use_fused=False).uses_fused(
+        basis, torch.zeros(0, 5), embeds)
