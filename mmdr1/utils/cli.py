@@ -13,7 +13,7 @@ from copy import deepcopy
 from typing import Optional
 
 from mmdet.registry import RUNNERS
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 CFG_OPTIONS_HELP = (
@@ -214,7 +214,12 @@ def enable_tta(cfg: Config) -> None:
                        'scale_factor', 'flip', 'flip_direction'))
         pipeline[-1] = dict(type='TestTimeAug', transforms=[flips, [pack]])
         cfg.tta_pipeline = pipeline
-    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    # Not ``ConfigDict(**cfg.tta_model, module=...)`` (as mmdet's tools do):
+    # that re-wraps the dict and loses how a pure-Python config holds an
+    # imported class in ``type``, and dumping the config then fails.
+    tta_model = deepcopy(cfg.tta_model)
+    tta_model['module'] = cfg.model
+    cfg.model = tta_model
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
 
