@@ -564,3 +564,65 @@ def test_dcn_tta_pipeline_and_model(tmp_path: Path, one_thread) -> None:
     assert len(results) == 1
     assert results[0].pred_panoptic_seg.sem_seg.shape == (1, 64, 64)
     assert len(results[0].pred_instances) <= 100
+
+
+# ---------------------------------------------------------------------------
+# Cityscapes panoptic
+# ---------------------------------------------------------------------------
+CITY = 'spatialflow_r50_fpn_cityscapes'
+
+
+def test_cityscapes_config() -> None:
+    """The R-50 COCO model with 8 things / 11 stuff on the Cityscapes data;
+    only the class counts, the stuff area and the schedule differ."""
+    cfg, coco = load(CITY), load(R50)
+    data = Config.fromfile(
+        str(REPO / 'configs' / '_base_' / 'datasets' /
+            'cityscapes_panoptic.py'))
+    diff = set(flat(cfg.model)) ^ set(flat(coco.model))
+    assert not diff  # same keys
+    changed = {
+        k
+        for k, v in flat(cfg.model).items() if flat(coco.model)[k] != v
+    }
+    assert changed == {
+        'bbox_head.num_classes', 'thing_head.mask_head.num_classes',
+        'stuff_head.num_things_classes', 'stuff_head.num_stuff_classes',
+        'panoptic_fusion_head.num_things_classes',
+        'panoptic_fusion_head.num_stuff_classes',
+        'test_cfg.panoptic.stuff_area_limit'
+    }
+    assert cfg.model.bbox_head.num_classes == 8
+    assert cfg.model.stuff_head.num_stuff_classes == 11
+    assert cfg.model.test_cfg.panoptic.stuff_area_limit == 2048
+    for key in ('train_dataloader', 'val_dataloader', 'val_evaluator'):
+        assert flat(cfg[key]) == flat(data[key]), key
+    assert cfg.train_cfg.max_epochs == 160
+    assert cfg.param_scheduler[1].milestones == [130, 150]
+    assert flat(cfg.optim_wrapper) == flat(coco.optim_wrapper)
+
+
+def test_cityscapes_train_step(toy_cityscapes: str, one_thread) -> None:
+    """The config's train pipeline (scaled down) on a converted toy
+    Cityscapes set, then one loss step of the built model."""
+    from mmdet.registry import DATASETS
+    from mmengine.dataset import pseudo_collate
+    cfg = load(CITY)
+    dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    dataset_cfg.data_root = toy_cityscapes
+    for t in dataset_cfg.pipeline:
+        if type_name(t) == 'RandomResize':
+            t.scale = (256, 128)
+        elif type_name(t) == 'RandomCrop':
+            t.crop_size = (128, 64)
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        dataset = DATASETS.build(dataset_cfg)
+    batch = pseudo_collate([dataset[i % len(dataset)] for i in range(2)])
+    model = build(CITY, cfg)
+    model.train()
+    data = model.data_preprocessor(batch, True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert set(losses) == {'loss_cls', 'loss_bbox', 'loss_mask', 'loss_stuff'}
+    total, _ = model.parse_losses(losses)
+    assert torch.isfinite(total)
