@@ -217,7 +217,8 @@ class SpatialFlowStuffHead(BaseSemanticHead):
                 f'SpatialFlowStuffHead expects {len(self.lateral_convs)} '
                 f'feature maps (strides {self.feat_strides}), got {len(x)}')
         feats = [layer(f) for layer, f in zip(self.lateral_convs, x)]
-        shapes = {tuple(f.shape[-2:]) for f in feats}
+        # int(): under tracing (e.g. FLOP counting) sizes are tensors
+        shapes = {tuple(int(s) for s in f.shape[-2:]) for f in feats}
         if len(shapes) != 1:
             raise ValueError(
                 'SpatialFlowStuffHead: upsampled levels differ in size '
