@@ -1,6 +1,6 @@
 # Copyright (c) mmdr1 contributors. All rights reserved.
 """Small synthetic inputs for tests (as :mod:`mmdet.testing`)."""
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -159,3 +159,73 @@ def no_sync_bn(cfg: Any) -> Any:
         for value in cfg:
             no_sync_bn(value)
     return cfg
+
+
+def type_name(cfg: dict) -> str:
+    """The ``type`` of a config dict by name (imported classes too)."""
+    t = cfg['type']
+    return t if isinstance(t, str) else t.__name__
+
+
+def flatten_config(obj: Any, prefix: str = '') -> Dict[str, Any]:
+    """Nested dicts / lists -> ``{'a.b.0.c': leaf}``; classes by name.
+
+    For comparing configs key by key (e.g. an ablation against its parent).
+    """
+    out = {}
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            out.update(flatten_config(value, f'{prefix}{key}.'))
+        if not obj:
+            out[prefix[:-1]] = {}
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            out.update(flatten_config(value, f'{prefix}{i}.'))
+        if not obj:
+            out[prefix[:-1]] = ()
+    else:
+        out[prefix[:-1]] = obj.__name__ if isinstance(obj, type) else obj
+    return out
+
+
+def toy_cityscapes_batch(
+    dataset_cfg: Any,
+    data_root: str,
+    num: int = 2,
+    scale: Tuple[int, int] = (256, 128),
+    crop_size: Tuple[int, int] = (128, 64)
+) -> dict:
+    """A collated batch from a Cityscapes train dataset config on toy data.
+
+    The config's own pipeline runs with the random rescale and the crop
+    scaled down (``RandomResize.scale``, ``RandomCrop.crop_size``, both
+    (w, h)), so that a full-size model config can take a training step on
+    a converted toy Cityscapes set (``make_toy_cityscapes`` + the
+    converter) in a test.
+
+    Args:
+        dataset_cfg (dict): ``train_dataloader.dataset`` of a config.
+        data_root (str): Root of the converted toy set.
+        num (int): Samples in the batch (the dataset repeats if smaller).
+        scale (tuple[int, int]): ``RandomResize`` scale.
+        crop_size (tuple[int, int]): ``RandomCrop`` size.
+
+    Returns:
+        dict: ``inputs`` and ``data_samples`` (``pseudo_collate``).
+    """
+    import copy
+
+    from mmdet.registry import DATASETS
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import DefaultScope
+
+    dataset_cfg = copy.deepcopy(dataset_cfg)
+    dataset_cfg.data_root = data_root
+    for t in dataset_cfg.pipeline:
+        if type_name(t) == 'RandomResize':
+            t.scale = scale
+        elif type_name(t) == 'RandomCrop':
+            t.crop_size = crop_size
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        dataset = DATASETS.build(dataset_cfg)
+    return pseudo_collate([dataset[i % len(dataset)] for i in range(num)])

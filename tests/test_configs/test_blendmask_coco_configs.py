@@ -20,7 +20,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from mmdr1.testing import demo_coco_batch, no_sync_bn
+from mmdr1.testing import demo_coco_batch, no_sync_bn, type_name
 
 REPO = Path(__file__).resolve().parents[2]
 CFG_DIR = REPO / 'configs' / 'blendmask'
@@ -127,11 +127,6 @@ def _params(names: Dict[str, tuple]) -> List:
 def load(name: str) -> Config:
     import mmdr1  # noqa: F401
     return Config.fromfile(str(CFG_DIR / f'{name}.py'))
-
-
-def type_name(cfg: dict) -> str:
-    t = cfg['type']
-    return t if isinstance(t, str) else t.__name__
 
 
 # ---------------------------------------------------------------------------

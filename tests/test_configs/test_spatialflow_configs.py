@@ -18,7 +18,9 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from mmdr1.testing import demo_coco_batch, no_sync_bn
+from mmdr1.testing import demo_coco_batch
+from mmdr1.testing import flatten_config as flat
+from mmdr1.testing import no_sync_bn, toy_cityscapes_batch, type_name
 
 REPO = Path(__file__).resolve().parents[2]
 CFG_DIR = REPO / 'configs' / 'spatialflow'
@@ -40,29 +42,6 @@ TTA_SCALES = [(1500, 1000), (1800, 1200), (2100, 1400)]
 def load(name: str) -> Config:
     import mmdr1  # noqa: F401
     return Config.fromfile(str(CFG_DIR / f'{name}.py'))
-
-
-def type_name(cfg: dict) -> str:
-    t = cfg['type']
-    return t if isinstance(t, str) else t.__name__
-
-
-def flat(obj: Any, prefix: str = '') -> Dict[str, Any]:
-    """Nested dicts / lists -> {'a.b.0.c': leaf}; classes by name."""
-    out = {}
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            out.update(flat(value, f'{prefix}{key}.'))
-        if not obj:
-            out[prefix[:-1]] = {}
-    elif isinstance(obj, (list, tuple)):
-        for i, value in enumerate(obj):
-            out.update(flat(value, f'{prefix}{i}.'))
-        if not obj:
-            out[prefix[:-1]] = ()
-    else:
-        out[prefix[:-1]] = obj.__name__ if isinstance(obj, type) else obj
-    return out
 
 
 def config_diff(child: Config, parent: Config) -> Dict[str, Any]:
@@ -605,20 +584,9 @@ def test_cityscapes_config() -> None:
 def test_cityscapes_train_step(toy_cityscapes: str, one_thread) -> None:
     """The config's train pipeline (scaled down) on a converted toy
     Cityscapes set, then one loss step of the built model."""
-    from mmdet.registry import DATASETS
-    from mmengine.dataset import pseudo_collate
     cfg = load(CITY)
-    dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
-    dataset_cfg.data_root = toy_cityscapes
-    for t in dataset_cfg.pipeline:
-        if type_name(t) == 'RandomResize':
-            t.scale = (256, 128)
-        elif type_name(t) == 'RandomCrop':
-            t.crop_size = (128, 64)
     torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        dataset = DATASETS.build(dataset_cfg)
-    batch = pseudo_collate([dataset[i % len(dataset)] for i in range(2)])
+    batch = toy_cityscapes_batch(cfg.train_dataloader.dataset, toy_cityscapes)
     model = build(CITY, cfg)
     model.train()
     data = model.data_preprocessor(batch, True)
