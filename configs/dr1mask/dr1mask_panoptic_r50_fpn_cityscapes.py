@@ -33,9 +33,12 @@ from mmengine.config import read_base
 from mmdr1.datasets.transforms import (GenerateThingSemanticSeg,
                                        PackDetInputsWithThingSem)
 
+# Order matters (the Cityscapes data replace the COCO data): no isort.
+# isort: off
 with read_base():
     from .dr1mask_panoptic_r50_fpn_3x_coco import *
     from .._base_.datasets.cityscapes_panoptic import *  # replaces COCO
+# isort: on
 
 num_things_classes = 8
 num_stuff_classes = 11

@@ -29,9 +29,12 @@ Prepare the data as README "Data preparation" says, then::
 """
 from mmengine.config import read_base
 
+# Order matters (the Cityscapes data replace the COCO data): no isort.
+# isort: off
 with read_base():
     from .spatialflow_r50_fpn_20e_coco import *
     from .._base_.datasets.cityscapes_panoptic import *  # replaces COCO
+# isort: on
 
 num_things_classes = 8
 num_stuff_classes = 11

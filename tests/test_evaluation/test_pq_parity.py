@@ -259,8 +259,9 @@ def _run_metric(setup: dict,
                 seg_map_path=osp.join(gt_dir, _png_name(img_name)),
                 segments_info=infos,
                 # a copy: on CPU mmdet's metric writes VOID = 0 into the map
-                pred_panoptic_seg=dict(sem_seg=torch.from_numpy(
-                    pan if safe else pan.copy())[None])))
+                pred_panoptic_seg=dict(
+                    sem_seg=torch.from_numpy(pan if safe else pan.copy())
+                    [None])))
     before = [m.copy() for m in maps]
     metric.process({}, samples[:1])
     metric.process({}, samples[1:])
@@ -316,8 +317,7 @@ def test_pq_matches_panopticapi(kind: str, tmp_path) -> None:
                               **kwargs)
             assert set(res) == set(ref), mode
             for key, value in ref.items():
-                assert res[key] == pytest.approx(value,
-                                                 abs=1e-9), (mode, key)
+                assert res[key] == pytest.approx(value, abs=1e-9), (mode, key)
 
     # the prediction files the metric wrote score the same
     written = _panopticapi(gt_json, f'{outfile}.panoptic.json', gt_dir,
