@@ -35,4 +35,36 @@ inline int mmdr1_get_blocks(const int64_t n,
       std::max<int64_t>(1, std::min<int64_t>(blocks, MMDR1_MAX_BLOCKS)));
 }
 
+// exp / log in the precision of the argument (expf / logf for float).
+__device__ inline float mmdr1_exp(const float x) { return expf(x); }
+__device__ inline double mmdr1_exp(const double x) { return exp(x); }
+__device__ inline float mmdr1_log(const float x) { return logf(x); }
+__device__ inline double mmdr1_log(const double x) { return log(x); }
+
+// One-pass, numerically stable softmax-weighted sum over K terms, as the
+// fused blend kernels need it: construct with the first (logit, value),
+// push() the others; value() = sum_k softmax(logit)_k * value_k and lse() =
+// log sum_k exp(logit_k). Keeps the running max m, sum = sum exp(a - m) and
+// acc = sum exp(a - m) * c.
+template <typename T>
+struct Mmdr1OnlineSoftmaxBlend {
+  T m, sum, acc;
+  __device__ Mmdr1OnlineSoftmaxBlend(const T a, const T c)
+      : m(a), sum(static_cast<T>(1)), acc(c) {}
+  __device__ void push(const T a, const T c) {
+    if (a > m) {
+      const T scale = mmdr1_exp(m - a);
+      sum = sum * scale + static_cast<T>(1);
+      acc = acc * scale + c;
+      m = a;
+    } else {
+      const T e = mmdr1_exp(a - m);
+      sum += e;
+      acc += e * c;
+    }
+  }
+  __device__ T value() const { return acc / sum; }
+  __device__ T lse() const { return m + mmdr1_log(sum); }
+};
+
 #endif  // MMDR1_CUDA_HELPER_HPP

@@ -24,10 +24,6 @@
 // pytorch_cpp_helper.hpp) makes at's anonymous namespaces visible too.
 namespace mmdr1 {
 
-__device__ inline float blend_cuda_exp(const float x) { return expf(x); }
-__device__ inline double blend_cuda_exp(const double x) { return exp(x); }
-__device__ inline float blend_cuda_log(const float x) { return logf(x); }
-__device__ inline double blend_cuda_log(const double x) { return log(x); }
 
 // Geometry of RoI `roi` (5 values of scalar_t) in opmath precision.
 template <typename scalar_t, typename T>
@@ -161,30 +157,18 @@ __global__ void blend_forward_cuda_kernel(
         rois + p * 5, spatial_scale, res, sampling_ratio);
     const scalar_t* base = bases + g.batch * channels * plane;
     const scalar_t* attn = attns + p * channels * attn_plane;
-    // Online softmax over k: m = running max, sum = sum exp(a - m),
-    // acc = sum exp(a - m) * c.
-    T m = blend_cuda_attention<scalar_t, T>(attn, attn_size, res, y, x);
-    T sum = static_cast<T>(1);
-    T acc = blend_cuda_crop<scalar_t, T>(base, height, width, g, y, x);
+    Mmdr1OnlineSoftmaxBlend<T> blend(
+        blend_cuda_attention<scalar_t, T>(attn, attn_size, res, y, x),
+        blend_cuda_crop<scalar_t, T>(base, height, width, g, y, x));
     for (int64_t k = 1; k < channels; ++k) {
-      const T a = blend_cuda_attention<scalar_t, T>(attn + k * attn_plane,
-                                                    attn_size, res, y, x);
-      const T c = blend_cuda_crop<scalar_t, T>(base + k * plane, height,
-                                               width, g, y, x);
-      if (a > m) {
-        const T scale = blend_cuda_exp(m - a);
-        sum = sum * scale + static_cast<T>(1);
-        acc = acc * scale + c;
-        m = a;
-      } else {
-        const T e = blend_cuda_exp(a - m);
-        sum += e;
-        acc += e * c;
-      }
+      blend.push(blend_cuda_attention<scalar_t, T>(attn + k * attn_plane,
+                                                   attn_size, res, y, x),
+                 blend_cuda_crop<scalar_t, T>(base + k * plane, height,
+                                              width, g, y, x));
     }
-    output[index] = static_cast<scalar_t>(acc / sum);
+    output[index] = static_cast<scalar_t>(blend.value());
     if (lse != nullptr) {
-      lse[index] = static_cast<scalar_t>(m + blend_cuda_log(sum));
+      lse[index] = static_cast<scalar_t>(blend.lse());
     }
   }
 }
@@ -220,14 +204,14 @@ __global__ void blend_backward_cuda_kernel(
                                                     attn_size, res, y, x);
       const T c = blend_cuda_crop<scalar_t, T>(base + k * plane, height,
                                                width, g, y, x);
-      out += blend_cuda_exp(a - l) * c;
+      out += mmdr1_exp(a - l) * c;
     }
     for (int64_t k = 0; k < channels; ++k) {
       const T a = blend_cuda_attention<scalar_t, T>(attn + k * attn_plane,
                                                     attn_size, res, y, x);
       const T c = blend_cuda_crop<scalar_t, T>(base + k * plane, height,
                                                width, g, y, x);
-      const T gs = go * blend_cuda_exp(a - l);  // g * s_k
+      const T gs = go * mmdr1_exp(a - l);  // g * s_k
       blend_cuda_crop_backward<scalar_t, T>(base_grad + k * plane, height,
                                             width, g, y, x, gs);
       blend_cuda_attention_backward<scalar_t, T>(

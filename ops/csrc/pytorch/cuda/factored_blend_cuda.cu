@@ -26,10 +26,6 @@
 
 namespace mmdr1 {
 
-__device__ inline float factored_cuda_exp(const float x) { return expf(x); }
-__device__ inline double factored_cuda_exp(const double x) { return exp(x); }
-__device__ inline float factored_cuda_log(const float x) { return logf(x); }
-__device__ inline double factored_cuda_log(const double x) { return log(x); }
 
 template <typename scalar_t, typename T>
 __device__ inline RoIAlignGeometry<T> factored_cuda_geometry(
@@ -229,27 +225,16 @@ __global__ void factored_blend_forward_cuda_kernel(
     const int64_t p = index / pixels;
     const scalar_t* s = factors + p * num_bases * rank;
     const scalar_t* r = proj + p * num_bases * pixels + pix;
-    T m = factored_cuda_logit<scalar_t, T>(u, s, v, 0, y, x, res, rank);
-    T sum = static_cast<T>(1);
-    T acc = static_cast<T>(r[0]);
+    Mmdr1OnlineSoftmaxBlend<T> blend(
+        factored_cuda_logit<scalar_t, T>(u, s, v, 0, y, x, res, rank),
+        static_cast<T>(r[0]));
     for (int64_t k = 1; k < num_bases; ++k) {
-      const T q = factored_cuda_logit<scalar_t, T>(u, s, v, k, y, x, res,
-                                                   rank);
-      const T rk = static_cast<T>(r[k * pixels]);
-      if (q > m) {
-        const T scale = factored_cuda_exp(m - q);
-        sum = sum * scale + static_cast<T>(1);
-        acc = acc * scale + rk;
-        m = q;
-      } else {
-        const T e = factored_cuda_exp(q - m);
-        sum += e;
-        acc += e * rk;
-      }
+      blend.push(factored_cuda_logit<scalar_t, T>(u, s, v, k, y, x, res, rank),
+                 static_cast<T>(r[k * pixels]));
     }
-    output[index] = static_cast<scalar_t>(acc / sum);
+    output[index] = static_cast<scalar_t>(blend.value());
     if (lse != nullptr) {
-      lse[index] = static_cast<scalar_t>(m + factored_cuda_log(sum));
+      lse[index] = static_cast<scalar_t>(blend.lse());
     }
   }
 }
@@ -277,13 +262,13 @@ __global__ void factored_blend_backward_cuda_kernel(
     for (int64_t k = 0; k < num_bases; ++k) {
       const T q = factored_cuda_logit<scalar_t, T>(u, s, v, k, y, x, res,
                                                    rank);
-      out += factored_cuda_exp(q - l) *
+      out += mmdr1_exp(q - l) *
              static_cast<T>(proj[offset + k * pixels]);
     }
     for (int64_t k = 0; k < num_bases; ++k) {
       const T q = factored_cuda_logit<scalar_t, T>(u, s, v, k, y, x, res,
                                                    rank);
-      const T gs = go * factored_cuda_exp(q - l);  // g * s_k
+      const T gs = go * mmdr1_exp(q - l);  // g * s_k
       const T rk = static_cast<T>(proj[offset + k * pixels]);
       grad_proj[offset + k * pixels] = static_cast<scalar_t>(gs);
       grad_logits[offset + k * pixels] = static_cast<scalar_t>(gs * (rk - out));
