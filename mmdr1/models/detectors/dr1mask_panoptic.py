@@ -113,6 +113,29 @@ class DR1MaskPanoptic(DR1Mask):
                 f'{channels}-dim panoptic row = {module_dim + channels}, '
                 f'got {embed_dim}')
         self._module_dim = module_dim if row_embed == 'separate' else None
+        if (getattr(self.panoptic_head, 'thing_void_thr', None) is not None
+                and getattr(self.mask_head, 'sem_head', None) is None):
+            raise ValueError(
+                'DR1MaskPanoptic: panoptic_head.thing_void_thr takes the '
+                'thing probabilities from the auxiliary semantic head, so '
+                'mask_head.with_sem_head must be True')
+
+    def thing_probs(self, basis: Tensor) -> List[Tensor]:
+        """Per-pixel thing probability from the auxiliary semantic head.
+
+        ``1 - softmax(sem_logits)[background]`` of
+        :attr:`DR1MaskHead.sem_head` (the BlendMask-style thing-semantic
+        head on the basis, channel 0 = not a thing), for
+        ``panoptic_head.thing_void_thr``.
+
+        Args:
+            basis (Tensor): (N, C, h, w) raw basis.
+
+        Returns:
+            list[Tensor]: N maps (h, w).
+        """
+        sem_logits = self.mask_head.sem_head(basis)
+        return list(1 - sem_logits.softmax(dim=1)[:, 0])
 
     def _instance_part(self, infos: List[InstanceData]) -> List[InstanceData]:
         """Copies of ``infos`` for ``row_embed='separate'``.
@@ -242,7 +265,11 @@ class DR1MaskPanoptic(DR1Mask):
             rescale=rescale)
         kept = [i[i.scores >= self.instance_score_thr] for i in instances]
         rows: List[Optional[Tensor]] = [k.merged_top_feats for k in kept]
-        pans = self.panoptic_head.predict(basis, rows, kept, metas, rescale)
+        thing_probs = None
+        if getattr(self.panoptic_head, 'thing_void_thr', None) is not None:
+            thing_probs = self.thing_probs(basis)
+        pans = self.panoptic_head.predict(
+            basis, rows, kept, metas, rescale, thing_probs=thing_probs)
         for sample, inst, pan in zip(batch_data_samples, instances, pans):
             inst.pop('merged_top_feats')
             sample.pred_instances = inst

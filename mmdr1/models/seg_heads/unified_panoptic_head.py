@@ -71,6 +71,27 @@ class UnifiedPanopticHead(BaseModule):
             ``-1e4`` after upsampling (GT boxes in training, detected boxes
             at inference), so an instance can only win pixels in its box.
             The paper's layer is the plain global 1x1 product.
+        instance_overlap (float, optional): Not in the paper (choice,
+            default None: the plain argmax). At inference, before the
+            argmax, the instances are visited by descending score; the
+            standalone mask of an instance (the pixels where its logit
+            beats every stuff logit, after ``restrict_to_boxes``) is
+            rejected when it is empty or when more than this fraction of
+            it is already in the standalone masks of the accepted,
+            higher-scoring instances. Rejected instances lose their
+            channel, so a duplicate detection cannot split an object with
+            the detection it duplicates (the overlap test of mmdet's
+            ``HeuristicFusionHead`` / BlendMask's fusion, applied to the
+            unified layer's own masks). E.g. 0.5.
+        thing_void_thr (float, optional): Not in the paper (choice,
+            default None: off). With per-pixel thing probabilities given
+            to :meth:`predict` (``DR1MaskPanoptic`` takes them from the
+            auxiliary thing-semantic head of the basis), pixels whose
+            argmax is a stuff class but whose thing probability exceeds
+            this value become void: the layer has no "things" channel, so
+            thing pixels that no instance row claims (missed or rejected
+            detections) would otherwise be labelled as some stuff class.
+            Applied before ``stuff_area_limit``. E.g. 0.5.
         init_cfg (dict, optional): Initialization config. The default
             (None) keeps this layer's own init. Choice (the paper is
             silent): ``conv_stuff`` weight N(0, 0.01), bias 0, as mmdet's
@@ -89,6 +110,8 @@ class UnifiedPanopticHead(BaseModule):
                  ignore_index: int = 255,
                  stuff_area_limit: int = 4096,
                  restrict_to_boxes: bool = False,
+                 instance_overlap: Optional[float] = None,
+                 thing_void_thr: Optional[float] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if upsample not in self.UPSAMPLE_MODES:
@@ -105,6 +128,13 @@ class UnifiedPanopticHead(BaseModule):
         self.ignore_index = ignore_index
         self.stuff_area_limit = stuff_area_limit
         self.restrict_to_boxes = restrict_to_boxes
+        for name, value in (('instance_overlap', instance_overlap),
+                            ('thing_void_thr', thing_void_thr)):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f'UnifiedPanopticHead: {name} must be None '
+                                 f'or in [0, 1], got {value!r}')
+        self.instance_overlap = instance_overlap
+        self.thing_void_thr = thing_void_thr
         self.conv_stuff = nn.Conv2d(in_channels, num_stuff_classes, 1)
         normal_init(self.conv_stuff, mean=0, std=0.01, bias=0)
         self.upsampler = AlignedUpsample(4)
@@ -329,6 +359,44 @@ class UnifiedPanopticHead(BaseModule):
         inst = torch.where(inside, inst, inst.new_full((), -1e4))
         return torch.cat([logits[:, :num_stuff], inst[None]], dim=1)
 
+    @staticmethod
+    def overlap_filter(logits: Tensor, scores: Tensor, num_stuff: int,
+                       overlap: float) -> Tensor:
+        """Instances kept by the score-ordered overlap test.
+
+        See ``instance_overlap``: the standalone mask of instance ``k`` is
+        ``logits[S + k] > max_j logits[j]`` over the stuff channels ``j``
+        (every pixel when there are no stuff channels); visiting the
+        instances by descending score (ties: lower index first), an
+        instance is kept when its standalone mask is not empty and at most
+        ``overlap`` of it lies in the union of the kept ones' masks.
+
+        Args:
+            logits (Tensor): (S + n, H, W) logits at the output resolution.
+            scores (Tensor): (n,) detection scores.
+            num_stuff (int): ``S``.
+            overlap (float): The largest overlap fraction accepted.
+
+        Returns:
+            Tensor: (n,) bool, True for the kept instances.
+        """
+        inst = logits[num_stuff:]
+        if num_stuff > 0:
+            alone = inst > logits[:num_stuff].max(dim=0).values[None]
+        else:
+            alone = torch.ones_like(inst, dtype=torch.bool)
+        keep = torch.zeros(inst.shape[0], dtype=torch.bool, device=inst.device)
+        used = torch.zeros(
+            inst.shape[1:], dtype=torch.bool, device=inst.device)
+        order = torch.argsort(scores, descending=True, stable=True)
+        for k in order.tolist():
+            area = alone[k].sum()
+            if area == 0 or (alone[k] & used).sum() > overlap * area:
+                continue
+            keep[k] = True
+            used |= alone[k]
+        return keep
+
     def _upsample(self, logits: Tensor, size: Sequence[int]) -> Tensor:
         """Upsample (1, K, h, w) logits x4 to ``size`` (``upsample``)."""
         size = (int(size[0]), int(size[1]))
@@ -396,7 +464,8 @@ class UnifiedPanopticHead(BaseModule):
                 inst_rows: List[Tensor],
                 det_results: List[InstanceData],
                 batch_img_metas: List[dict],
-                rescale: bool = True) -> List[PixelData]:
+                rescale: bool = True,
+                thing_probs: Optional[List[Tensor]] = None) -> List[PixelData]:
         """Panoptic maps by per-pixel argmax over stuff and instances.
 
         Per image, as mmdet's :meth:`BaseSemanticHead.predict`: the logits
@@ -407,58 +476,81 @@ class UnifiedPanopticHead(BaseModule):
         ``labels[k] + id_k * INSTANCE_OFFSET`` where ``id_k`` counts from
         1 over the instances (in ``det_results`` order) that own at least
         one pixel; stuff segments below ``stuff_area_limit`` pixels become
-        void ``T + S`` (spec section 5, paper section 3.3 Eq. 9).
+        void ``T + S`` (spec section 5, paper section 3.3 Eq. 9). The
+        choices ``restrict_to_boxes``, ``instance_overlap`` (before the
+        argmax) and ``thing_void_thr`` (after it) apply when set.
 
         Args:
             basis (Tensor): (N, C, h, w) basis features.
             inst_rows (list[Tensor]): N rows (n_i, C), e.g. from
                 :meth:`merge_nms_rows`.
             det_results (list[:obj:`InstanceData`]): N detections, n_i each
-                in ``inst_rows`` order, with ``labels`` (and ``scores``,
-                ``masks`` unused; ``bboxes`` in the output frame, used with
-                ``restrict_to_boxes``).
+                in ``inst_rows`` order, with ``labels`` (``scores``, used
+                with ``instance_overlap``; ``bboxes`` in the output frame,
+                used with ``restrict_to_boxes``; ``masks`` unused).
             batch_img_metas (list[dict]): Metas with ``batch_input_shape``,
                 ``img_shape`` and ``ori_shape``.
             rescale (bool): Resize to ``ori_shape``. Defaults to True.
+            thing_probs (list[Tensor], optional): N (h, w) maps at the
+                basis resolution, the probability that a pixel belongs to
+                a thing; resized like the logits and used with
+                ``thing_void_thr`` (required then).
 
         Returns:
             list[:obj:`PixelData`]: ``sem_seg`` (1, H, W) int32 panoptic
             ids; metainfo ``instance_areas`` (list[int], n_i) is the
             number of pixels each detection owns (0: no segment).
         """
+        if self.thing_void_thr is not None and thing_probs is None:
+            raise ValueError(
+                'UnifiedPanopticHead.predict: thing_void_thr is set, so '
+                'thing_probs (one (h, w) map per image) must be given')
         logits = self(basis, inst_rows)
         num_t, num_s = self.num_things_classes, self.num_stuff_classes
         results = []
-        for logit, dets, meta in zip(logits, det_results, batch_img_metas):
+        for i, (logit, dets,
+                meta) in enumerate(zip(logits, det_results, batch_img_metas)):
             labels = dets.labels.long()
             num_inst = logit.shape[0] - num_s
             if labels.numel() != num_inst:
                 raise ValueError(
                     f'UnifiedPanopticHead.predict: {labels.numel()} '
                     f'detections for {num_inst} instance rows')
-            pad = meta.get('batch_input_shape',
-                           (4 * logit.shape[-2], 4 * logit.shape[-1]))
-            seg = self._upsample(logit[None], pad)
-            if rescale:
-                h, w = meta['img_shape'][:2]
-                seg = seg[:, :, :h, :w]
-                seg = F.interpolate(
-                    seg,
-                    size=tuple(meta['ori_shape'][:2]),
-                    mode='bilinear',
-                    align_corners=False)
+            use_probs = self.thing_void_thr is not None
+            if use_probs:
+                probs = thing_probs[i]
+                if tuple(probs.shape) != tuple(logit.shape[-2:]):
+                    raise ValueError(
+                        'UnifiedPanopticHead.predict: thing_probs of image '
+                        f'{i} must be {tuple(logit.shape[-2:])} (the basis '
+                        f'size), got {tuple(probs.shape)}')
+                logit = torch.cat([logit, probs[None].to(logit.dtype)])
+            seg = self._to_output(logit[None], meta, rescale)
+            if use_probs:
+                seg, probs = seg[:, :-1], seg[0, -1]
             if self.restrict_to_boxes and 'bboxes' in dets:
                 seg = self.box_restrict(seg, dets.bboxes.to(seg.dtype), num_s)
+            if self.instance_overlap is not None and num_inst > 0:
+                keep = self.overlap_filter(seg[0], dets.scores, num_s,
+                                           self.instance_overlap)
+                drop = torch.cat([keep.new_zeros(num_s), ~keep])
+                seg = seg.masked_fill(drop[None, :, None, None], -1e4)
             seg = seg[0].argmax(dim=0)
-            counts = torch.bincount(seg.flatten(), minlength=num_s + num_inst)
+            if use_probs:
+                void_stuff = (seg < num_s) & (probs > self.thing_void_thr)
+                seg = torch.where(void_stuff, seg.new_full(
+                    (), num_s + num_inst), seg)
+            counts = torch.bincount(
+                seg.flatten(), minlength=num_s + num_inst + 1)
             stuff_ids = torch.arange(num_t, num_t + num_s, device=seg.device)
             stuff_ids[counts[:num_s] < self.stuff_area_limit] = (
                 self.num_classes)
-            inst_areas = counts[num_s:]
+            inst_areas = counts[num_s:num_s + num_inst]
             inst_ids = torch.cumsum((inst_areas > 0).long(), dim=0)
             lut = torch.cat([
                 stuff_ids,
-                labels.to(seg.device) + inst_ids * INSTANCE_OFFSET
+                labels.to(seg.device) + inst_ids * INSTANCE_OFFSET,
+                stuff_ids.new_full((1, ), self.num_classes)
             ])
             pan = lut[seg]
             results.append(
@@ -466,3 +558,18 @@ class UnifiedPanopticHead(BaseModule):
                     sem_seg=pan[None].int(),
                     metainfo=dict(instance_areas=inst_areas.tolist())))
         return results
+
+    def _to_output(self, logits: Tensor, meta: dict, rescale: bool) -> Tensor:
+        """(1, K, h, w) maps to the output frame (see :meth:`predict`)."""
+        pad = meta.get('batch_input_shape',
+                       (4 * logits.shape[-2], 4 * logits.shape[-1]))
+        seg = self._upsample(logits, pad)
+        if rescale:
+            h, w = meta['img_shape'][:2]
+            seg = seg[:, :, :h, :w]
+            seg = F.interpolate(
+                seg,
+                size=tuple(meta['ori_shape'][:2]),
+                mode='bilinear',
+                align_corners=False)
+        return seg

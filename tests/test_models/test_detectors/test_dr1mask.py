@@ -342,6 +342,54 @@ def test_panoptic_predict(shapes):
         assert sample.pred_instances.masks.shape[-2:] == (h, w)
 
 
+def test_panoptic_inference_choices():
+    """``instance_overlap`` and ``thing_void_thr`` through the detector."""
+    cfg = model_cfg(panoptic=True, module='VectorMask')
+    model = build(cfg)
+    model.eval()
+    data = make_data(things=(3, 1), panoptic=True)
+    data = model.data_preprocessor(data, False)
+
+    def run(**head_args):
+        for key, value in head_args.items():
+            setattr(model.panoptic_head, key, value)
+        with torch.no_grad():
+            out = model(**copy.deepcopy(data), mode='predict')
+        model.panoptic_head.instance_overlap = None
+        model.panoptic_head.thing_void_thr = None
+        return [s.pred_panoptic_seg for s in out]
+
+    plain = run()
+    # a threshold no probability exceeds changes nothing; one every
+    # probability exceeds leaves no stuff pixel
+    same = run(thing_void_thr=1.0)
+    no_stuff = run(thing_void_thr=0.0)
+    for p, q, r in zip(plain, same, no_stuff):
+        assert torch.equal(p.sem_seg, q.sem_seg)
+        v = r.sem_seg
+        assert not ((v >= T) & (v < T + S)).any()
+        assert torch.equal(v >= INSTANCE_OFFSET, p.sem_seg >= INSTANCE_OFFSET)
+    # the overlap test only removes instances, so segments can only grow
+    filtered = run(instance_overlap=0.0)
+    counts = []
+    for p, f in zip(plain, filtered):
+        n_plain = sum(a > 0 for a in p.instance_areas)
+        n_filt = sum(a > 0 for a in f.instance_areas)
+        counts.append((n_plain, n_filt))
+        assert all(b == 0 or b >= a
+                   for a, b in zip(p.instance_areas, f.instance_areas))
+    assert all(n <= m for m, n in counts) and counts != [(m, m)
+                                                         for m, _ in counts]
+    probs = model.thing_probs(torch.randn(2, C, 5, 6))
+    assert len(probs) == 2 and probs[0].shape == (5, 6)
+    assert all(((q > 0) & (q < 1)).all() for q in probs)
+    # the thing probabilities need the auxiliary semantic head
+    cfg['panoptic_head']['thing_void_thr'] = 0.5
+    cfg['mask_head']['with_sem_head'] = False
+    with pytest.raises(ValueError, match='with_sem_head'):
+        build(cfg)
+
+
 def test_panoptic_config_checks():
     cfg = model_cfg(panoptic=True, module='VectorMask')
     cfg['bbox_head']['merge_embeds'] = None

@@ -366,3 +366,111 @@ def test_restrict_to_boxes():
     loss = head.loss(basis, rows, target, inst_boxes=[boxes])['loss_panoptic']
     assert loss.item() > 1e3
     assert head.loss(basis, rows, target)['loss_panoptic'].item() < 100
+
+
+def test_choice_args_checked():
+    for name in ('instance_overlap', 'thing_void_thr'):
+        with pytest.raises(ValueError, match=name):
+            make_head(**{name: 1.5})
+        assert getattr(make_head(), name) is None  # the paper's layer
+
+
+def test_overlap_filter_hand_made():
+    # S = 1 (logit 0 everywhere), four instances on an 8 x 8 map
+    logits = torch.full((5, 8, 8), -1.)
+    logits[0] = 0.
+    logits[1, :, :4] = 1.  # inst 0, score .5: inside inst 1's mask
+    logits[2, :, :5] = 2.  # inst 1, score .9
+    logits[3, :, 6:] = 1.  # inst 2, score .3: on its own
+    # inst 3 (score .95) beats stuff nowhere: empty standalone mask
+    scores = torch.tensor([.5, .9, .3, .95])
+    keep = UnifiedPanopticHead.overlap_filter(logits, scores, 1, 0.5)
+    assert keep.tolist() == [False, True, True, False]
+    keep = UnifiedPanopticHead.overlap_filter(logits, scores, 1, 1.0)
+    assert keep.tolist() == [True, True, True, False]
+    # no stuff channel: every pixel is in every standalone mask
+    keep = UnifiedPanopticHead.overlap_filter(logits[1:], scores, 0, 0.5)
+    assert keep.tolist() == [False, False, False, True]
+
+
+@pytest.mark.parametrize('overlap', [0.0, 0.3, 0.7])
+def test_overlap_filter_is_greedy_by_score(overlap):
+    torch.manual_seed(int(overlap * 10))
+    logits = torch.randn(S + 6, 12, 10) * 2
+    scores = torch.rand(6)
+    keep = UnifiedPanopticHead.overlap_filter(logits, scores, S, overlap)
+    alone = logits[S:] > logits[:S].max(0).values
+    for k in range(6):
+        higher = [j for j in range(6) if keep[j] and scores[j] > scores[k]]
+        used = torch.zeros_like(alone[0])
+        for j in higher:
+            used |= alone[j]
+        area = int(alone[k].sum())
+        ok = area > 0 and int((alone[k] & used).sum()) <= overlap * area
+        assert bool(keep[k]) == ok, k
+
+
+def test_predict_instance_overlap():
+    # instance 0 (score .9) and its duplicate 1 (score .5) share rows
+    # 4..15; the duplicate has the higher logit on columns 8..15
+    head, rows = identity_head(2, stuff_area_limit=0, upsample='bilinear')
+    basis = torch.zeros(1, S + 2, 16, 16)
+    basis[0, 0] = 1.  # stuff 0 elsewhere
+    basis[0, S, 4:] = 3.
+    basis[0, S + 1, 4:, 8:] = 4.
+    basis[0, S + 1, 4:, :8] = 2.
+    dets = [
+        InstanceData(
+            labels=torch.tensor([0, 0]), scores=torch.tensor([.9, .5]))
+    ]
+    meta = dict(
+        batch_input_shape=(64, 64), img_shape=(64, 64), ori_shape=(64, 64))
+    plain = head.predict(basis, [rows], dets, [meta])[0]
+    assert all(a > 0 for a in plain.instance_areas)  # the object is split
+    head.instance_overlap = 0.5
+    out = head.predict(basis, [rows], dets, [meta])[0]
+    assert out.instance_areas[1] == 0
+    assert out.instance_areas[0] == sum(plain.instance_areas)
+    # = the plain argmax without the rejected channel
+    up = F.interpolate(basis, size=(64, 64), mode='bilinear')[0, :S + 1]
+    ref = reference_ids(up.argmax(0), [0], 0)
+    assert torch.equal(out.sem_seg[0].long(), ref)
+
+
+def test_predict_thing_void():
+    head, rows = identity_head(
+        1, stuff_area_limit=300, upsample='bilinear', thing_void_thr=0.5)
+    basis = torch.zeros(1, S + 1, 8, 8)
+    basis[0, 0, :, :4] = 1.  # stuff 0 left (512 px at 32 x 32)
+    basis[0, 1, :, 4:] = 1.  # stuff 1 right
+    basis[0, S, :2, :2] = 5.  # the instance, top left
+    probs = torch.zeros(8, 8)
+    probs[:2, :] = 0.9  # rows 0-1: "thing" everywhere
+    probs[6:, 4:] = 0.9  # a thing-looking part of stuff 1
+    dets = [InstanceData(labels=torch.tensor([2]), scores=torch.ones(1))]
+    meta = dict(
+        batch_input_shape=(32, 32), img_shape=(32, 32), ori_shape=(32, 32))
+    with pytest.raises(ValueError, match='thing_probs'):
+        head.predict(basis, [rows], dets, [meta])
+    with pytest.raises(ValueError, match='thing_probs'):
+        head.predict(basis, [rows], dets, [meta], thing_probs=[probs[:4]])
+    pan = head.predict(basis, [rows], dets, [meta], thing_probs=[probs])
+    pan = pan[0].sem_seg[0]
+    up_p = F.interpolate(probs[None, None], size=(32, 32), mode='bilinear')
+    up = F.interpolate(basis, size=(32, 32), mode='bilinear')[0].argmax(0)
+    inst = up == S
+    void = (up < S) & (up_p[0, 0] > 0.5)
+    assert (pan[inst] == 2 + INSTANCE_OFFSET).all()  # instances untouched
+    assert (pan[void] == T + S).all()
+    assert (pan[~inst & ~void] != T + S).any()
+    # stuff 1 lost its voided part: below the area limit -> void too
+    left = ~inst & ~void & (up == 0)
+    right = ~inst & ~void & (up == 1)
+    assert int(left.sum()) >= 300 > int(right.sum())
+    assert (pan[left] == T).all() and (pan[right] == T + S).all()
+    # thr 1.0 voids nothing: the plain result
+    head.thing_void_thr = 1.0
+    same = head.predict(basis, [rows], dets, [meta], thing_probs=[probs])
+    head.thing_void_thr = None
+    plain = head.predict(basis, [rows], dets, [meta])
+    assert torch.equal(same[0].sem_seg, plain[0].sem_seg)
