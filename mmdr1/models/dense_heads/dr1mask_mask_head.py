@@ -106,7 +106,8 @@ class DR1MaskHead(BlendMaskHead):
         """Basis (projected for the instance module) and semantic logits.
 
         Args:
-            x (tuple[Tensor]): FPN levels P3..., (B, C_fpn, H_l, W_l).
+            x (tuple[Tensor]): FPN levels P3..., (B, C_fpn, H_l, W_l); P2
+                first when the basis has ``fine_level``.
             contexts (list[Tensor], optional): Per level (B, 2C, H_l, W_l).
             output_size (tuple[int], optional): Basis size, a quarter of
                 the padded input. Defaults to twice P3's size.
@@ -120,7 +121,8 @@ class DR1MaskHead(BlendMaskHead):
             training (else None); plus the raw basis (B, C, H/4, W/4) when
             ``return_raw``.
         """
-        num_levels = self.basis.num_levels
+        num_levels = self.basis.num_levels + int(
+            getattr(self.basis, 'fine_level', False))
         basis = self.basis(
             tuple(x[:num_levels]),
             None if contexts is None else tuple(contexts[:num_levels]),

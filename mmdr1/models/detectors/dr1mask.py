@@ -31,6 +31,25 @@ class DR1Mask(BlendMask):
     The arguments are :class:`BlendMask`'s.
     """
 
+    def instance_feats(self, x: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
+        """The FPN levels of the FCOS head (P3-P7).
+
+        All neck outputs, except P2 when the basis takes it
+        (``DR1Basis(fine_level=True)``: the neck then gives P2-P7 and the
+        mask head receives them all).
+        """
+        basis = getattr(self.mask_head, 'basis', None)
+        inst = tuple(x[1:]) if getattr(basis, 'fine_level', False) else x
+        num_levels = len(self.bbox_head.strides)
+        if len(inst) != num_levels:
+            raise ValueError(
+                f'{type(self).__name__}: the neck gives {len(x)} levels, '
+                f'{len(inst)} of them for the FCOS head, which has '
+                f'{num_levels} strides; with mask_head.basis.fine_level the '
+                'neck must also output P2 (e.g. FPN start_level=0, '
+                'num_outs=6)')
+        return tuple(inst)
+
     @staticmethod
     def basis_size(batch_inputs: Tensor) -> Tuple[int, int]:
         """Basis size: a quarter of the padded input (rounded up)."""
@@ -49,7 +68,8 @@ class DR1Mask(BlendMask):
             dict[str, Tensor]: Losses.
         """
         x = self.extract_feat(batch_inputs)
-        losses = self.bbox_head.loss(x, batch_data_samples)
+        losses = self.bbox_head.loss(
+            self.instance_feats(x), batch_data_samples)
         mask_losses = self.mask_head.loss(
             x,
             batch_data_samples,
@@ -77,7 +97,7 @@ class DR1Mask(BlendMask):
         """
         x = self.extract_feat(batch_inputs)
         results_list = self.bbox_head.predict(
-            x, batch_data_samples, rescale=False)
+            self.instance_feats(x), batch_data_samples, rescale=False)
         results_list = self.mask_head.predict(
             x,
             batch_data_samples,
@@ -90,7 +110,7 @@ class DR1Mask(BlendMask):
     def _forward(self, batch_inputs: Tensor, *args, **kwargs) -> tuple:
         """Raw outputs: FCOS head (with embeddings) and (basis, None)."""
         x = self.extract_feat(batch_inputs)
-        bbox_outs = self.bbox_head.forward(x)
+        bbox_outs = self.bbox_head.forward(self.instance_feats(x))
         mask_outs = self.mask_head.forward(
             x,
             self.bbox_head.get_contexts(),

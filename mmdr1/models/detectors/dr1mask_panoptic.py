@@ -170,7 +170,8 @@ class DR1MaskPanoptic(DR1Mask):
             dict[str, Tensor]: Losses.
         """
         x = self.extract_feat(batch_inputs)
-        losses = self.bbox_head.loss(x, batch_data_samples)
+        losses = self.bbox_head.loss(
+            self.instance_feats(x), batch_data_samples)
         positive_infos = self.bbox_head.get_positive_infos()
         row_infos = positive_infos
         if self._module_dim is not None:
@@ -249,7 +250,7 @@ class DR1MaskPanoptic(DR1Mask):
         metas = [s.metainfo for s in batch_data_samples]
         x = self.extract_feat(batch_inputs)
         results_list = self.bbox_head.predict(
-            x, batch_data_samples, rescale=False)
+            self.instance_feats(x), batch_data_samples, rescale=False)
         if self._module_dim is not None:
             results_list = self._instance_part(results_list)
         bases, _, basis = self.mask_head(
@@ -279,7 +280,7 @@ class DR1MaskPanoptic(DR1Mask):
     def _forward(self, batch_inputs: Tensor, *args, **kwargs) -> tuple:
         """Raw outputs: FCOS head, (bases, None, basis) and stuff logits."""
         x = self.extract_feat(batch_inputs)
-        bbox_outs = self.bbox_head.forward(x)
+        bbox_outs = self.bbox_head.forward(self.instance_feats(x))
         mask_outs = self.mask_head.forward(
             x,
             self.bbox_head.get_contexts(),

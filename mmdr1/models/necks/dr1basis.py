@@ -76,6 +76,14 @@ class DR1Basis(BaseModule):
             Defaults to ``'aligned'``.
         final_conv (bool): Add the final 3x3 conv-norm-act after the last
             upsample. Defaults to True.
+        fine_level (bool): Not in the paper (choice, default off: the
+            paper's ``basis = Up2(F^3)``). Also take the stride-4 FPN level
+            ``P2``, given first in ``fpn_feats`` (``num_levels + 1`` maps),
+            through its own ``Reduce`` conv and add it to the upsampled
+            finest level: ``basis = FinalConv(Up2(F^3) + Reduce^2(P2))``.
+            No DR1Conv there (the FCOS head makes no context at stride 4).
+            The skip that a Panoptic-FPN / BlendMask semantic head has; it
+            sharpens region boundaries on small images.
         output_size (tuple[int, int], optional): Default size of the basis,
             at most twice the first level's size; e.g. the padded input
             size // 4. Defaults to None (twice the first level's size).
@@ -99,6 +107,7 @@ class DR1Basis(BaseModule):
                  upsample: str = 'aligned',
                  final_conv: bool = True,
                  output_size: Optional[Sequence[int]] = None,
+                 fine_level: bool = False,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_levels < 1:
@@ -142,6 +151,16 @@ class DR1Basis(BaseModule):
             self.aligned_up = AlignedUpsample(2)
         else:
             self.aligned_up = None
+        self.fine_level = fine_level
+        self.fine_reduce = None
+        if fine_level:
+            self.fine_reduce = ConvModule(
+                in_channels,
+                channels,
+                reduce_kernel_size,
+                padding=reduce_kernel_size // 2,
+                norm_cfg=norm_cfg,
+                act_cfg=act_cfg)
         if final_conv:
             self.final_conv = ConvModule(
                 channels,
@@ -232,7 +251,9 @@ class DR1Basis(BaseModule):
             fpn_feats (Sequence[Tensor]): ``num_levels`` FPN maps, finest
                 first (P3, P4, ...), level ``l`` of shape
                 (N, in_channels, H_l, W_l) with
-                ``H_{l+1} = ceil(H_l / 2)`` (same for W).
+                ``H_{l+1} = ceil(H_l / 2)`` (same for W); with
+                ``fine_level`` one more map first (P2, whose size is the
+                basis size).
             contexts (Sequence[Tensor], optional): ``num_levels`` raw
                 context maps ``Ctx^l`` of shape (N, 2 * channels, H_l, W_l):
                 channels ``[:C]`` are ``A^l`` (pre factor), ``[C:]`` are
@@ -246,6 +267,13 @@ class DR1Basis(BaseModule):
         Returns:
             Tensor: Basis of shape (N, channels, H_out, W_out).
         """
+        fine = None
+        if self.fine_level:
+            if len(fpn_feats) != self.num_levels + 1:
+                raise ValueError(
+                    f'DR1Basis(fine_level=True) expects {self.num_levels + 1}'
+                    f' FPN levels (P2 first), got {len(fpn_feats)}')
+            fine, fpn_feats = fpn_feats[0], tuple(fpn_feats[1:])
         self._check_inputs(fpn_feats, contexts)
         output_size = self._check_size(output_size, 'output_size')
         if output_size is None:
@@ -253,6 +281,19 @@ class DR1Basis(BaseModule):
         if output_size is None:
             h0, w0 = fpn_feats[0].shape[-2:]
             output_size = (2 * h0, 2 * w0)
+            if fine is not None:
+                output_size = tuple(fine.shape[-2:])
+        if fine is not None:
+            p3 = fpn_feats[0].shape[-2:]
+            if (fine.dim() != 4 or fine.shape[:2] != fpn_feats[0].shape[:2]
+                    or tuple(fine.shape[-2:]) != tuple(output_size)
+                    or not all(2 * c - 1 <= f <= 2 * c
+                               for f, c in zip(fine.shape[-2:], p3))):
+                raise ValueError(
+                    'DR1Basis: the fine level (P2) must have shape (N, '
+                    f'{self.in_channels}, H, W) with (H, W) the basis size '
+                    f'{tuple(output_size)} and the ceil double of the size '
+                    f'{tuple(p3)} of P3, got {tuple(fine.shape)}')
 
         c = self.channels
         out = None
@@ -270,6 +311,8 @@ class DR1Basis(BaseModule):
             out = self.dr1_convs[lvl](x, a, b)
 
         basis = self.up2(out, output_size)
+        if fine is not None:
+            basis = basis + self.fine_reduce(fine)
         if self.final_conv is not None:
             basis = self.final_conv(basis)
         return basis
@@ -280,4 +323,5 @@ class DR1Basis(BaseModule):
                 f'use_post={self.use_post}, '
                 f'factor_mode={self.factor_mode!r}, '
                 f'upsample={self.upsample!r}, '
-                f'output_size={self.output_size}')
+                f'output_size={self.output_size}, '
+                f'fine_level={self.fine_level}')

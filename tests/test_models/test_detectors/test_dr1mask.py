@@ -390,6 +390,38 @@ def test_panoptic_inference_choices():
         build(cfg)
 
 
+@pytest.mark.parametrize('panoptic', [False, True])
+def test_fine_level_basis(panoptic):
+    """DR1Basis(fine_level=True): the neck gives P2-P7, FCOS gets P3-P7."""
+    cfg = model_cfg(panoptic=panoptic, module='VectorMask')
+    cfg['neck'].update(start_level=0, in_channels=[8, 16, 32, 64], num_outs=6)
+    cfg['mask_head']['basis']['fine_level'] = True
+    model = build(cfg)
+    model.train()
+    data = model.data_preprocessor(make_data(panoptic=panoptic), True)
+    x = model.extract_feat(data['inputs'])
+    assert len(x) == 6 and len(model.instance_feats(x)) == 5
+    assert model.instance_feats(x)[0] is x[1]
+    losses = model(**data, mode='loss')
+    sum(losses.values()).backward()
+    grad = model.mask_head.basis.fine_reduce.conv.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+    model.eval()
+    shapes = ((61, 77), )
+    data = model.data_preprocessor(
+        make_data(shapes=shapes, things=(2, ), panoptic=panoptic), False)
+    with torch.no_grad():
+        out = model(**data, mode='predict')[0]
+    assert out.pred_instances.masks.shape[-2:] == shapes[0]
+    if panoptic:
+        assert out.pred_panoptic_seg.sem_seg.shape == (1, ) + shapes[0]
+    # a five-level neck cannot feed both
+    cfg['neck'].update(start_level=1, num_outs=5)
+    model = build(cfg)
+    with pytest.raises(ValueError, match='P2'):
+        model.instance_feats(model.extract_feat(data['inputs']))
+
+
 def test_panoptic_config_checks():
     cfg = model_cfg(panoptic=True, module='VectorMask')
     cfg['bbox_head']['merge_embeds'] = None

@@ -174,3 +174,35 @@ def test_build_from_registry():
     feats = make_feats(36, 52, num_levels=3)
     with torch.no_grad():
         assert module(feats, make_contexts(feats)).shape == (2, C, 10, 14)
+
+
+@pytest.mark.parametrize('img_h,img_w', [(36, 52), (68, 100)])
+def test_fine_level(img_h, img_w):
+    """``fine_level``: basis = FinalConv(Up2(F^3) + Reduce^2(P2))."""
+    module = small_basis(fine_level=True)
+    assert small_basis().fine_reduce is None  # off by default (the paper)
+    feats = make_feats(img_h, img_w)
+    p2 = torch.randn(2, IN_CH, ceil_div(img_h, 4), ceil_div(img_w, 4))
+    contexts = make_contexts(feats)
+    with torch.no_grad():
+        out = module([p2] + feats, contexts)
+        assert out.shape == (2, C) + p2.shape[-2:]
+        # the same modules without the fine level give Up2(F^3) (before
+        # the final conv): the fine level adds exactly Reduce^2(P2)
+        final = module.final_conv
+        module.final_conv = None
+        module.fine_level = False
+        coarse = module(feats, contexts, output_size=p2.shape[-2:])
+        module.fine_level = True
+        fine = module([p2] + feats, contexts)
+        module.final_conv = final
+        torch.testing.assert_close(fine, coarse + module.fine_reduce(p2))
+        torch.testing.assert_close(final(fine), out)
+    # P2 reaches the output with gradients
+    p2.requires_grad_(True)
+    module([p2] + feats, contexts).sum().backward()
+    assert p2.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match='P2 first'):
+        module(feats, contexts)
+    with pytest.raises(ValueError, match='fine level'):
+        module([p2[..., :-1]] + feats, contexts)
