@@ -455,8 +455,13 @@ def test_instance_toy() -> None:
     assert model.data_preprocessor.pad_size_divisor == 4
     assert not model.data_preprocessor.get('pad_seg', False)
     for key in ('backbone', 'neck'):
-        assert flat(model[key]) == flat(blend.model[key]) == flat(
-            pan.model[key])
+        assert flat(model[key]) == flat(blend.model[key])
+    assert flat(model.backbone) == flat(pan.model.backbone)
+    # the panoptic toy's basis also takes P2 (fine_level)
+    assert dict_diff(pan.model.neck, model.neck) == {
+        'start_level': 0,
+        'num_outs': 6
+    }
     head = model.bbox_head
     assert (head.basis_channels, head.embed_dim) == (32, 144)
     assert head.get('merge_embeds') is None
@@ -465,7 +470,9 @@ def test_instance_toy() -> None:
         'merge_embeds': MISSING
     }
     mask = model.mask_head
-    assert flat(mask.basis) == flat(pan.model.mask_head.basis)
+    assert dict_diff(pan.model.mask_head.basis, mask.basis) == {
+        'fine_level': True
+    }
     assert type_name(mask.instance_module) == 'FactoredAttention'
     assert (mask.instance_module.in_channels, mask.instance_module.num_bases,
             mask.instance_module.rank) == (32, 4, 4)
