@@ -14,33 +14,20 @@ convolution with padding 1 samples its input. This is CondInst's
 This module only needs torch; the extension is loaded on first use.
 """
 from numbers import Integral
-from types import ModuleType
-from typing import Optional, Tuple
+from typing import Tuple
 
-import torch
 from torch import Tensor
 from torch.autograd import Function
 
 from . import ext_loader
+# SUPPORTED_DTYPES: re-exported, the dtypes this op accepts
+from .ext_loader import SUPPORTED_DTYPES  # noqa: F401
+from .ext_loader import check_op_device, ops_supported
 
 EXT_FUNCS = ('aligned_upsample_forward', 'aligned_upsample_backward',
              'compiled_with_cuda')
 
-#: dtypes the compiled kernels handle, per device type.
-SUPPORTED_DTYPES = {
-    'cpu': (torch.float32, torch.float64),
-    'cuda': (torch.float16, torch.float32, torch.float64),
-}
-
-_ext: Optional[ModuleType] = None
-
-
-def _get_ext() -> ModuleType:
-    """Load (once) and return the extension; raise how to build it if not."""
-    global _ext
-    if _ext is None:
-        _ext = ext_loader.load_ext(EXT_FUNCS)
-    return _ext
+_get_ext = ext_loader.ext_getter(EXT_FUNCS)
 
 
 def check_aligned_upsample_args(x: Tensor, factor: int) -> int:
@@ -95,13 +82,7 @@ def aligned_upsample_supported(x: Tensor) -> bool:
         bool: Whether :func:`aligned_upsample` accepts ``x``'s device and
         dtype.
     """
-    if x.dtype not in SUPPORTED_DTYPES.get(x.device.type, ()):
-        return False
-    try:
-        ext = _get_ext()
-    except (ImportError, RuntimeError):
-        return False
-    return x.device.type == 'cpu' or bool(ext.compiled_with_cuda())
+    return ops_supported((x, ), EXT_FUNCS)
 
 
 class AlignedUpsampleFunction(Function):
@@ -160,17 +141,5 @@ def aligned_upsample(x: Tensor, factor: int = 2) -> Tensor:
         contiguous, same dtype and device as ``x``.
     """
     factor = check_aligned_upsample_args(x, factor)
-    dtypes = SUPPORTED_DTYPES.get(x.device.type)
-    if dtypes is None:
-        raise RuntimeError('mmdr1 aligned_upsample has no kernel for device '
-                           f'{x.device}; use aligned_upsample_ref instead')
-    if x.dtype not in dtypes:
-        raise TypeError(f'mmdr1 aligned_upsample on {x.device.type} supports '
-                        f'{[str(d) for d in dtypes]}, got {x.dtype}')
-    ext = _get_ext()
-    if x.device.type == 'cuda' and not ext.compiled_with_cuda():
-        raise RuntimeError(
-            'mmdr1._ext was built without CUDA kernels, but the input is on '
-            f'{x.device}: rebuild it where torch sees CUDA (or with '
-            'FORCE_CUDA=1), or use aligned_upsample_ref')
+    check_op_device('aligned_upsample', x, _get_ext())
     return AlignedUpsampleFunction.apply(x, factor)

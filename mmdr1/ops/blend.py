@@ -38,8 +38,6 @@ result equals the reference to float rounding.
 This module only needs torch; the extension is loaded on first use.
 """
 from numbers import Integral, Real
-from types import ModuleType
-from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -48,52 +46,13 @@ from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
 from . import ext_loader
+# SUPPORTED_DTYPES: re-exported, the dtypes this op accepts
+from .ext_loader import SUPPORTED_DTYPES  # noqa: F401
+from .ext_loader import check_op_device, ops_supported
 
 EXT_FUNCS = ('blend_forward', 'blend_backward', 'compiled_with_cuda')
 
-#: dtypes the compiled kernels handle, per device type.
-SUPPORTED_DTYPES = {
-    'cpu': (torch.float32, torch.float64),
-    'cuda': (torch.float16, torch.float32, torch.float64),
-}
-
-_ext: Optional[ModuleType] = None
-
-
-def _get_ext() -> ModuleType:
-    """Load (once) and return the extension; raise how to build it if not."""
-    global _ext
-    if _ext is None:
-        _ext = ext_loader.load_ext(EXT_FUNCS)
-    return _ext
-
-
-def ops_supported(tensors: Tuple, ext_funcs: Tuple[str, ...]) -> bool:
-    """Whether compiled kernels providing ``ext_funcs`` accept ``tensors``.
-
-    True when all are tensors on one device with one dtype listed in
-    :data:`SUPPORTED_DTYPES` for that device type, and the extension is
-    built with ``ext_funcs`` (and with CUDA kernels for CUDA tensors).
-
-    Args:
-        tensors (tuple[Tensor]): The inputs that would be passed.
-        ext_funcs (tuple[str]): Extension functions the op needs.
-
-    Returns:
-        bool: Whether the compiled op can run on them.
-    """
-    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
-        return False
-    device, dtype = tensors[0].device, tensors[0].dtype
-    if any(t.device != device or t.dtype != dtype for t in tensors):
-        return False
-    if dtype not in SUPPORTED_DTYPES.get(device.type, ()):
-        return False
-    try:
-        ext = ext_loader.load_ext(ext_funcs)
-    except (ImportError, RuntimeError):
-        return False
-    return device.type == 'cpu' or bool(ext.compiled_with_cuda())
+_get_ext = ext_loader.ext_getter(EXT_FUNCS)
 
 
 def blend_supported(*tensors: Tensor) -> bool:
@@ -149,22 +108,6 @@ def check_roi_op_args(name: str, feats: Tensor, rois: Tensor,
             sampling_ratio, Integral) or sampling_ratio < 0:
         raise ValueError(f'{name}: sampling_ratio must be an int >= 0, got '
                          f'{sampling_ratio!r}')
-
-
-def check_op_device(name: str, x: Tensor, ext: ModuleType) -> None:
-    """Raise unless the compiled kernels handle ``x``'s device and dtype."""
-    dtypes = SUPPORTED_DTYPES.get(x.device.type)
-    if dtypes is None:
-        raise RuntimeError(f'mmdr1 {name} has no kernel for device '
-                           f'{x.device}; use {name}_ref instead')
-    if x.dtype not in dtypes:
-        raise TypeError(f'mmdr1 {name} on {x.device.type} supports '
-                        f'{[str(d) for d in dtypes]}, got {x.dtype}')
-    if x.device.type == 'cuda' and not ext.compiled_with_cuda():
-        raise RuntimeError(
-            f'mmdr1._ext was built without CUDA kernels, but the input is on '
-            f'{x.device}: rebuild it where torch sees CUDA (or with '
-            f'FORCE_CUDA=1), or use {name}_ref')
 
 
 def check_output_size(name: str, output_size: int) -> None:

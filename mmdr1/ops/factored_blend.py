@@ -67,8 +67,6 @@ C. fused crop + projection, fused softmax blend (chosen)   73 / 128   49 / 154
 
 This module only needs torch; the extension is loaded on first use.
 """
-from types import ModuleType
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -76,22 +74,14 @@ from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
 from . import ext_loader
-from .blend import (check_op_device, check_output_size, check_roi_op_args,
-                    ops_supported)
+from .blend import check_output_size, check_roi_op_args
+from .ext_loader import check_op_device, ops_supported
 
 EXT_FUNCS = ('factored_project_forward', 'factored_project_backward',
              'factored_blend_forward', 'factored_blend_backward',
              'compiled_with_cuda')
 
-_ext: Optional[ModuleType] = None
-
-
-def _get_ext() -> ModuleType:
-    """Load (once) and return the extension; raise how to build it if not."""
-    global _ext
-    if _ext is None:
-        _ext = ext_loader.load_ext(EXT_FUNCS)
-    return _ext
+_get_ext = ext_loader.ext_getter(EXT_FUNCS)
 
 
 def factored_blend_supported(*tensors: Tensor) -> bool:
